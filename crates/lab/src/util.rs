@@ -1,0 +1,144 @@
+//! Small helpers: privileges, unique names, free ports, polling, temp dirs.
+
+use std::collections::HashSet;
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tempfile::TempDir;
+
+use crate::error::{LabError, Result};
+
+/// Prefix of every network namespace and temporary directory the lab creates.
+pub const NAME_PREFIX: &str = "ovnr";
+
+/// Directory holding the lab's temporary directories (kept short: unix socket paths are limited
+/// to 107 bytes).
+pub(crate) const TMP_BASE: &str = "/tmp";
+
+/// True when the process runs as root (needed for namespaces and the daemons).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// For tests: returns `true` (and prints why) when `test` must be skipped because the process is
+/// not root. Use as `if skip_unless_root("name") { return; }`.
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        false
+    } else {
+        eprintln!(
+            "SKIPPED {test}: the lab needs root (network namespaces, ovs/ovn/frr daemons); \
+             run the tests as root"
+        );
+        true
+    }
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A process-wide unique small number (for names).
+pub(crate) fn next_seq() -> u32 {
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Creates a fresh temporary directory `/tmp/ovnr-<pid>-<label>-XXXXXX`; the pid lets
+/// [`crate::cleanup_stale`] recognise directories of dead labs.
+pub(crate) fn lab_tempdir(label: &str) -> Result<TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{NAME_PREFIX}-{}-{label}-", std::process::id()))
+        .tempdir_in(TMP_BASE)
+        .map_err(|e| LabError::io(format!("create temporary directory in {TMP_BASE}"), e))
+}
+
+fn random_u64() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ u64::from(next_seq()) << 17;
+    // splitmix64 finaliser
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// Picks a TCP port on 127.0.0.1 that is free right now and has not been handed out before by
+/// this process. Ports come from 20000..32000, below Linux' ephemeral range, so client
+/// connections never occupy them.
+pub fn free_port() -> Result<u16> {
+    let mut guard = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let used = guard.get_or_insert_with(HashSet::new);
+    for _ in 0..500 {
+        let port = 20000 + (random_u64() % 12000) as u16;
+        if used.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            used.insert(port);
+            return Ok(port);
+        }
+    }
+    Err(LabError::Invalid(
+        "no free TCP port found on 127.0.0.1 in 20000..32000".into(),
+    ))
+}
+
+/// Polls `probe` until it returns `Ok(Some(value))` or `timeout` passes. Errors and `None` count
+/// as "not yet"; the last error (or the text set through `last`) is quoted in the timeout error,
+/// which names `what`.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut(&mut String) -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    let mut last = String::from("(nothing observed)");
+    loop {
+        match probe(&mut last) {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = e.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(LabError::WaitTimeout {
+                what: what.to_string(),
+                timeout,
+                last,
+            });
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// The last `lines` lines of a text file, or an empty string.
+pub(crate) fn tail_file(path: &Path, lines: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Creates a directory (and parents) with a contextual error.
+pub(crate) fn mkdir(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(|e| LabError::io(format!("mkdir {}", path.display()), e))
+}
+
+/// A path as an owned UTF-8 string (lab paths are always UTF-8).
+pub(crate) fn path_str(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}

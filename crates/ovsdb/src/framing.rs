@@ -1,0 +1,175 @@
+//! Splits a byte stream into JSON-RPC messages.
+//!
+//! OVSDB's JSON-RPC is not line-delimited: messages are JSON objects written back to back. The decoder
+//! tracks nesting depth outside strings as bytes arrive (each byte is scanned once, however the stream
+//! is chunked) and hands out each complete top-level value. A message that grows past the configured
+//! limit is an error, so a broken or hostile server cannot make the client buffer without bound.
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// The message exceeded the size limit.
+    TooLarge(usize),
+    /// A byte that cannot start a JSON-RPC message.
+    Garbage(u8),
+}
+
+/// Incremental splitter of back-to-back JSON values.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    /// Next byte to scan.
+    pos: usize,
+    /// Start of the message being scanned, once its first byte has been seen.
+    start: Option<usize>,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    max: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder that refuses messages longer than `max` bytes.
+    pub fn new(max: usize) -> Self {
+        FrameDecoder {
+            buf: Vec::with_capacity(64 * 1024),
+            pos: 0,
+            start: None,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            max,
+        }
+    }
+
+    /// The buffer to read more bytes into (append only).
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Appends bytes (for callers that do not read into [`FrameDecoder::buffer`]).
+    pub fn extend(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes held but not yet handed out.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Returns the next complete message, if the buffer holds one.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        let buf = &self.buf;
+        let mut i = self.pos;
+        let n = buf.len();
+        while i < n {
+            let b = buf[i];
+            if self.start.is_none() {
+                match b {
+                    b' ' | b'\t' | b'\r' | b'\n' => {
+                        i += 1;
+                        continue;
+                    }
+                    b'{' | b'[' => {
+                        self.start = Some(i);
+                        self.depth = 1;
+                        i += 1;
+                        continue;
+                    }
+                    other => return Err(FrameError::Garbage(other)),
+                }
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    i += 1;
+                    continue;
+                }
+                // Skip quickly to the next quote or backslash.
+                match buf[i..].iter().position(|&c| c == b'"' || c == b'\\') {
+                    Some(off) => {
+                        i += off;
+                        if buf[i] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            self.in_string = false;
+                        }
+                        i += 1;
+                    }
+                    None => i = n,
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        let start = self.start.take().unwrap();
+                        let end = i + 1;
+                        let frame = if start == 0 && end == n {
+                            std::mem::take(&mut self.buf)
+                        } else {
+                            let f = self.buf[start..end].to_vec();
+                            self.buf.drain(..end);
+                            f
+                        };
+                        self.pos = 0;
+                        return Ok(Some(frame));
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.pos = n;
+        if let Some(start) = self.start {
+            if n - start > self.max {
+                return Err(FrameError::TooLarge(self.max));
+            }
+        } else {
+            // Only whitespace so far: drop it.
+            self.buf.clear();
+            self.pos = 0;
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(d: &mut FrameDecoder) -> Vec<String> {
+        let mut v = vec![];
+        while let Some(f) = d.next_frame().unwrap() {
+            v.push(String::from_utf8(f).unwrap());
+        }
+        v
+    }
+
+    #[test]
+    fn splits_any_chunking() {
+        let text = r#"{"a":"}{\"x"} [1,[2]]{"b":{"c":"\\"}}"#;
+        for chunk in 1..text.len() {
+            let mut d = FrameDecoder::new(1 << 20);
+            let mut got = vec![];
+            for c in text.as_bytes().chunks(chunk) {
+                d.extend(c);
+                got.extend(all(&mut d));
+            }
+            assert_eq!(got, vec![r#"{"a":"}{\"x"}"#, "[1,[2]]", r#"{"b":{"c":"\\"}}"#], "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn limits_size_and_garbage() {
+        let mut d = FrameDecoder::new(8);
+        d.extend(b"{\"aaaaaaaaaaaa");
+        assert_eq!(d.next_frame(), Err(FrameError::TooLarge(8)));
+        let mut d = FrameDecoder::new(8);
+        d.extend(b"  x");
+        assert_eq!(d.next_frame(), Err(FrameError::Garbage(b'x')));
+    }
+}

@@ -1,0 +1,803 @@
+//! A long-lived session: keeps a [`Replica`] of one database current across reconnects and cluster
+//! member changes, and carries transactions and locks.
+//!
+//! * Remotes are tried in random order; a failed round waits an exponentially growing, jittered delay.
+//! * For clustered databases, `_Server.Database` is monitored: members that are disconnected from the
+//!   cluster, stale (an older raft index than already seen), or not the leader when `leader_only` is
+//!   set, are skipped; a member that turns bad while connected is left.
+//! * `monitor_cond_since` with the last transaction id resumes without a full dump; servers without it
+//!   get `monitor_cond`, then `monitor`. A full dump is diffed against the replica so that subscribers
+//!   see only the real net change.
+//! * While disconnected, the replica is kept as it was (frozen), never cleared.
+//! * Writes: on a clustered database a follower forwards transactions to the leader (raft); with
+//!   `leader_only` the session talks to the leader directly, which also makes locks cluster-wide.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::de::{self, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
+use serde_json::{json, Value as Json};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::replica::{ChangeSet, Replica, TableLayout, TableUpdates, UpdatesSeed};
+use crate::rpc::{ConnectOptions, Connection, Notification};
+use crate::schema::DatabaseSchema;
+use crate::value::Uuid;
+use crate::{Error, Operation, Remote};
+
+const MONITOR_ID: &str = "ovsdb-rs";
+const SERVER_MONITOR_ID: &str = "ovsdb-rs-server";
+
+/// Which tables and columns to replicate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSelect {
+    /// Table name. Tables the server's schema lacks are skipped (logged once per connection).
+    pub table: String,
+    /// Columns (`None`: all). Columns the server's schema lacks read as absent.
+    pub columns: Option<Vec<String>>,
+    /// `where` conditions in JSON (`None`: every row).
+    pub conditions: Option<Vec<Json>>,
+}
+
+impl TableSelect {
+    /// Every column and row of `table`.
+    pub fn all(table: &str) -> Self {
+        TableSelect {
+            table: table.into(),
+            columns: None,
+            conditions: None,
+        }
+    }
+
+    /// The given columns of every row of `table`.
+    pub fn columns(table: &str, columns: &[&str]) -> Self {
+        TableSelect {
+            table: table.into(),
+            columns: Some(columns.iter().map(|c| c.to_string()).collect()),
+            conditions: None,
+        }
+    }
+}
+
+/// Session settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The database's remotes (several for a cluster).
+    pub remotes: Vec<Remote>,
+    /// Database name, e.g. `OVN_Northbound`.
+    pub database: String,
+    /// What to replicate; empty: every table and column.
+    pub tables: Vec<TableSelect>,
+    /// Connection settings.
+    pub connect: ConnectOptions,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// Talk only to the cluster leader.
+    pub leader_only: bool,
+}
+
+impl SessionConfig {
+    /// Defaults for `database` at `remotes`.
+    pub fn new(remotes: Vec<Remote>, database: &str) -> Self {
+        SessionConfig {
+            remotes,
+            database: database.into(),
+            tables: vec![],
+            connect: ConnectOptions::default(),
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(8),
+            leader_only: false,
+        }
+    }
+}
+
+/// Which monitor request the server accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorMethod {
+    /// `monitor_cond_since` (update3; resumable).
+    CondSince,
+    /// `monitor_cond` (update2).
+    Cond,
+    /// `monitor` (RFC 7047 updates).
+    Plain,
+}
+
+/// What a subscriber hears.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A connection is up and the replica is current; `resumed` when no full dump was needed.
+    Connected {
+        /// The remote.
+        remote: String,
+        /// True when `monitor_cond_since` found our last transaction.
+        resumed: bool,
+    },
+    /// The connection was lost; the replica stays as it was until the next connection.
+    Disconnected {
+        /// The remote.
+        remote: String,
+        /// Why.
+        reason: String,
+    },
+    /// Rows changed.
+    Changed(Arc<ChangeSet>),
+    /// A lock was granted or lost.
+    Lock {
+        /// Lock name.
+        name: String,
+        /// True when held.
+        held: bool,
+    },
+}
+
+/// The session's state, for status displays and tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionStatus {
+    /// Remote of the current connection.
+    pub remote: Option<String>,
+    /// True while connected and monitoring.
+    pub connected: bool,
+    /// True once the replica has been complete at least once.
+    pub synced: bool,
+    /// Method of the current monitor.
+    pub method: Option<MonitorMethod>,
+    /// Last transaction id seen (update3).
+    pub last_txn_id: Option<Uuid>,
+    /// Successful connections so far.
+    pub connects: u64,
+    /// Connections that resumed without a full dump.
+    pub resumes: u64,
+    /// Rows carried by the last monitor reply (0 for a resume with nothing new).
+    pub last_reply_rows: usize,
+    /// The last connection error.
+    pub last_error: Option<String>,
+}
+
+enum Command {
+    Transact(Vec<Operation>, oneshot::Sender<Result<Vec<Json>, Error>>),
+    Lock(String, bool),
+    Unlock(String),
+}
+
+struct Shared {
+    replica: RwLock<Replica>,
+    status: watch::Sender<SessionStatus>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    locks: Mutex<HashMap<String, (bool, watch::Sender<bool>)>>,
+}
+
+impl Shared {
+    fn emit(&self, ev: Event) {
+        self.subscribers
+            .lock()
+            .unwrap()
+            .retain(|s| s.send(ev.clone()).is_ok());
+    }
+}
+
+/// A running session. Dropping it stops the session.
+pub struct Session {
+    shared: Arc<Shared>,
+    cmd: mpsc::UnboundedSender<Command>,
+    task: tokio::task::JoinHandle<()>,
+    database: String,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Session({}, {:?})", self.database, self.status())
+    }
+}
+
+impl Session {
+    /// Starts a session in the background (call within a tokio runtime).
+    pub fn start(cfg: SessionConfig) -> Session {
+        let (status, _) = watch::channel(SessionStatus::default());
+        let shared = Arc::new(Shared {
+            replica: RwLock::new(Replica::default()),
+            status,
+            subscribers: Mutex::default(),
+            locks: Mutex::default(),
+        });
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let database = cfg.database.clone();
+        let task = tokio::spawn(run(cfg, shared.clone(), cmd_rx));
+        Session {
+            shared,
+            cmd: cmd_tx,
+            task,
+            database,
+        }
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared.subscribers.lock().unwrap().push(tx);
+        rx
+    }
+
+    /// Reads the replica.
+    pub fn read<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
+        f(&self.shared.replica.read().unwrap())
+    }
+
+    /// The current status.
+    pub fn status(&self) -> SessionStatus {
+        self.shared.status.borrow().clone()
+    }
+
+    /// A watch on the status.
+    pub fn watch_status(&self) -> watch::Receiver<SessionStatus> {
+        self.shared.status.subscribe()
+    }
+
+    /// Waits until the replica is complete (first connection done) and connected.
+    pub async fn wait_connected(&self) {
+        let mut w = self.watch_status();
+        let _ = w.wait_for(|s| s.synced && s.connected).await;
+    }
+
+    /// Runs a transaction; while disconnected it waits for the next connection. An error names the
+    /// failing operation.
+    pub async fn transact(&self, ops: Vec<Operation>) -> Result<Vec<Json>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Transact(ops, tx))
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// Asks for a lock (kept across reconnects); the receiver says whether it is held.
+    pub fn lock(&self, name: &str) -> watch::Receiver<bool> {
+        self.lock_inner(name, false)
+    }
+
+    /// Takes a lock even if another client holds it.
+    pub fn steal(&self, name: &str) -> watch::Receiver<bool> {
+        self.lock_inner(name, true)
+    }
+
+    fn lock_inner(&self, name: &str, steal: bool) -> watch::Receiver<bool> {
+        let mut locks = self.shared.locks.lock().unwrap();
+        let rx = match locks.get_mut(name) {
+            Some((s, w)) => {
+                *s = steal;
+                w.subscribe()
+            }
+            None => {
+                let (w, rx) = watch::channel(false);
+                locks.insert(name.to_string(), (steal, w));
+                rx
+            }
+        };
+        let _ = self.cmd.send(Command::Lock(name.to_string(), steal));
+        rx
+    }
+
+    /// Releases a lock.
+    pub fn unlock(&self, name: &str) {
+        if let Some((_, w)) = self.shared.locks.lock().unwrap().remove(name) {
+            let _ = w.send(false);
+        }
+        let _ = self.cmd.send(Command::Unlock(name.to_string()));
+    }
+}
+
+/// Why serving one connection ended.
+enum Ended {
+    /// The session is being dropped.
+    Shutdown,
+    /// The connection failed or the member is unsuitable; `connected` when it had got as far as
+    /// monitoring.
+    Failed { reason: String, connected: bool },
+}
+
+async fn run(cfg: SessionConfig, shared: Arc<Shared>, mut cmd_rx: mpsc::UnboundedReceiver<Command>) {
+    let mut backoff = cfg.backoff_min;
+    let mut state = LoopState {
+        max_index: 0,
+        queued: VecDeque::new(),
+    };
+    loop {
+        let mut order = cfg.remotes.clone();
+        order.shuffle(&mut rand::thread_rng());
+        for remote in &order {
+            match serve(&cfg, remote, &shared, &mut cmd_rx, &mut state).await {
+                Ended::Shutdown => return,
+                Ended::Failed { reason, connected } => {
+                    shared.status.send_modify(|s| {
+                        s.connected = false;
+                        s.last_error = Some(reason.clone());
+                    });
+                    if connected {
+                        warn!(remote = %remote, db = %cfg.database, %reason, "OVSDB connection lost");
+                        shared.emit(Event::Disconnected {
+                            remote: remote.to_string(),
+                            reason: reason.clone(),
+                        });
+                        backoff = cfg.backoff_min;
+                    } else {
+                        info!(remote = %remote, db = %cfg.database, %reason, "OVSDB remote not usable");
+                    }
+                }
+            }
+        }
+        let jitter: f64 = rand::thread_rng().gen_range(0.5..1.5);
+        let delay = backoff.mul_f64(jitter);
+        backoff = (backoff * 2).min(cfg.backoff_max);
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                c = cmd_rx.recv() => match c {
+                    None => return,
+                    Some(c) => state.queued.push_back(c),
+                },
+            }
+        }
+    }
+}
+
+struct LoopState {
+    max_index: u64,
+    queued: VecDeque<Command>,
+}
+
+fn failed(reason: impl ToString, connected: bool) -> Ended {
+    Ended::Failed {
+        reason: reason.to_string(),
+        connected,
+    }
+}
+
+/// Checks a `_Server.Database` row; returns why the member is unusable, if it is.
+fn member_problem(row: &Json, leader_only: bool, max_index: &mut u64) -> Option<String> {
+    let model = row.get("model").and_then(Json::as_str).unwrap_or("standalone");
+    if model != "clustered" {
+        return None;
+    }
+    if row.get("connected").and_then(Json::as_bool) == Some(false) {
+        return Some("member is not connected to the cluster".into());
+    }
+    if leader_only && row.get("leader").and_then(Json::as_bool) != Some(true) {
+        return Some("member is not the cluster leader".into());
+    }
+    if let Some(idx) = row.get("index").and_then(Json::as_i64) {
+        let idx = idx as u64;
+        if idx < *max_index {
+            return Some(format!("member is stale (raft index {idx}, already saw {})", *max_index));
+        }
+        *max_index = idx;
+    }
+    None
+}
+
+/// Extracts the `Database` row for `db` from a `_Server` monitor reply or update2 notification.
+fn server_row(updates: &Json, db: &str) -> Option<Json> {
+    let rows = updates.get("Database")?.as_object()?;
+    rows.values()
+        .filter_map(|u| {
+            u.get("initial")
+                .or_else(|| u.get("insert"))
+                .or_else(|| u.get("modify"))
+        })
+        .find(|r| r.get("name").and_then(Json::as_str).is_none_or(|n| n == db))
+        .cloned()
+}
+
+async fn serve(
+    cfg: &SessionConfig,
+    remote: &Remote,
+    shared: &Shared,
+    cmd_rx: &mut mpsc::UnboundedReceiver<Command>,
+    state: &mut LoopState,
+) -> Ended {
+    let db = cfg.database.as_str();
+    let (conn, mut notes) = match Connection::connect(remote, &cfg.connect).await {
+        Ok(c) => c,
+        Err(e) => return failed(e, false),
+    };
+    let conn = Arc::new(conn);
+
+    // Cluster membership: monitor _Server.Database for our database.
+    let mut server_known: Option<Json> = None;
+    let req = json!(["_Server", SERVER_MONITOR_ID, {"Database": [{
+        "columns": ["name", "model", "connected", "leader", "index"],
+        "where": [["name", "==", db]]}]}]);
+    match conn.call("monitor_cond", &req).await {
+        Ok(reply) => {
+            if let Some(row) = server_row(&reply, db) {
+                if let Some(p) = member_problem(&row, cfg.leader_only, &mut state.max_index) {
+                    return failed(format!("{remote}: {p}"), false);
+                }
+                server_known = Some(row);
+            }
+        }
+        Err(Error::Rpc { .. }) => debug!(%remote, "no _Server database; cluster checks off"),
+        Err(e) => return failed(e, false),
+    }
+    let _ = conn.call("set_db_change_aware", &json!([true])).await;
+
+    let schema = match conn.get_schema(db).await {
+        Ok(s) => s,
+        Err(e) => return failed(e, false),
+    };
+    let layouts = layouts_for(cfg, &schema, remote);
+    let by_name: HashMap<String, TableLayout> =
+        layouts.iter().map(|l| (l.name.clone(), l.clone())).collect();
+
+    let same_layout = {
+        let r = shared.replica.read().unwrap();
+        let cur = r.layouts();
+        cur.len() == layouts.len() && layouts.iter().all(|l| cur.contains(l))
+    };
+    let last_txn = shared.status.borrow().last_txn_id.filter(|_| same_layout);
+
+    // Monitor, falling back to older methods.
+    let since_req = monitor_requests(&layouts, cfg, true);
+    let mut method = MonitorMethod::CondSince;
+    let since_id = last_txn.unwrap_or_else(Uuid::nil).hyphenated().to_string();
+    let mut reply = conn
+        .call_raw("monitor_cond_since", &json!([db, MONITOR_ID, since_req, since_id]))
+        .await;
+    if is_unknown_method(&reply) {
+        method = MonitorMethod::Cond;
+        reply = conn
+            .call_raw("monitor_cond", &json!([db, MONITOR_ID, since_req]))
+            .await;
+    }
+    if is_unknown_method(&reply) {
+        method = MonitorMethod::Plain;
+        reply = conn
+            .call_raw("monitor", &json!([db, MONITOR_ID, monitor_requests(&layouts, cfg, false)]))
+            .await;
+    }
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => return failed(e, false),
+    };
+    let parsed = match method {
+        MonitorMethod::CondSince => SinceReplySeed { layouts: &by_name }
+            .deserialize(&mut serde_json::Deserializer::from_slice(reply.bytes())),
+        MonitorMethod::Cond | MonitorMethod::Plain => UpdatesSeed {
+            layouts: &by_name,
+            v1: method == MonitorMethod::Plain,
+        }
+        .deserialize(&mut serde_json::Deserializer::from_slice(reply.bytes()))
+        .map(|u| (false, None, u)),
+    };
+    drop(reply);
+    let (found, txn, updates) = match parsed {
+        Ok(p) => p,
+        Err(e) => return failed(format!("{remote}: invalid monitor reply: {e}"), false),
+    };
+    let rows: usize = updates.iter().map(|(_, r)| r.len()).sum();
+    let resumed = found && same_layout;
+    let cs = {
+        let mut r = shared.replica.write().unwrap();
+        if resumed {
+            r.apply(updates)
+        } else {
+            r.replace(layouts.clone(), updates)
+        }
+    };
+    shared.status.send_modify(|s| {
+        s.remote = Some(remote.to_string());
+        s.connected = true;
+        s.synced = true;
+        s.method = Some(method);
+        if method == MonitorMethod::CondSince {
+            s.last_txn_id = txn.filter(|t| !t.is_nil());
+        } else {
+            s.last_txn_id = None;
+        }
+        s.connects += 1;
+        if resumed {
+            s.resumes += 1;
+        }
+        s.last_reply_rows = rows;
+    });
+    info!(%remote, db, ?method, resumed, rows, "OVSDB replica current");
+    shared.emit(Event::Connected {
+        remote: remote.to_string(),
+        resumed,
+    });
+    if !cs.is_empty() {
+        shared.emit(Event::Changed(Arc::new(cs)));
+    }
+
+    // Locks held before the reconnect, then commands queued while disconnected.
+    let wanted: Vec<(String, bool)> = shared
+        .locks
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, (s, _))| (n.clone(), *s))
+        .collect();
+    for (name, steal) in wanted {
+        request_lock(&conn, shared, &name, steal);
+    }
+    while let Some(c) = state.queued.pop_front() {
+        handle_command(&conn, shared, db, c);
+    }
+
+    loop {
+        tokio::select! {
+            n = notes.recv() => {
+                let Some(n) = n else {
+                    return failed(conn.close_reason().unwrap_or_else(|| "connection closed".into()), true);
+                };
+                if let Err(reason) = on_notification(n, shared, &by_name, db, cfg.leader_only, state, &mut server_known) {
+                    return failed(format!("{remote}: {reason}"), true);
+                }
+            }
+            c = cmd_rx.recv() => match c {
+                None => return Ended::Shutdown,
+                Some(c) => handle_command(&conn, shared, db, c),
+            }
+        }
+    }
+}
+
+fn is_unknown_method(r: &Result<crate::rpc::RawJson, Error>) -> bool {
+    matches!(r, Err(Error::Rpc { error, .. }) if error.contains("unknown method"))
+}
+
+fn layouts_for(cfg: &SessionConfig, schema: &DatabaseSchema, remote: &Remote) -> Vec<TableLayout> {
+    if cfg.tables.is_empty() {
+        return schema
+            .tables
+            .values()
+            .map(|t| TableLayout::new(t, None).0)
+            .collect();
+    }
+    let mut out = vec![];
+    for sel in &cfg.tables {
+        match schema.table(&sel.table) {
+            None => debug!(%remote, table = %sel.table, "table not in the server's schema; skipped"),
+            Some(ts) => {
+                let (layout, missing) = TableLayout::new(ts, sel.columns.as_deref());
+                if !missing.is_empty() {
+                    debug!(%remote, table = %sel.table, ?missing, "columns not in the server's schema read as absent");
+                }
+                out.push(layout);
+            }
+        }
+    }
+    out
+}
+
+fn monitor_requests(layouts: &[TableLayout], cfg: &SessionConfig, cond: bool) -> Json {
+    let mut m = serde_json::Map::new();
+    for l in layouts {
+        let mut req = json!({"columns": l.columns});
+        if cond {
+            if let Some(c) = cfg
+                .tables
+                .iter()
+                .find(|t| t.table == l.name)
+                .and_then(|t| t.conditions.clone())
+            {
+                req["where"] = Json::Array(c);
+            }
+            m.insert(l.name.clone(), json!([req]));
+        } else {
+            m.insert(l.name.clone(), req);
+        }
+    }
+    Json::Object(m)
+}
+
+fn handle_command(conn: &Arc<Connection>, shared: &Shared, db: &str, c: Command) {
+    match c {
+        Command::Transact(ops, reply) => {
+            let conn = conn.clone();
+            let db = db.to_string();
+            tokio::spawn(async move {
+                let _ = reply.send(conn.transact(&db, &ops).await);
+            });
+        }
+        Command::Lock(name, steal) => request_lock(conn, shared, &name, steal),
+        Command::Unlock(name) => {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let _ = conn.call("unlock", &json!([name])).await;
+            });
+        }
+    }
+}
+
+fn request_lock(conn: &Arc<Connection>, shared: &Shared, name: &str, steal: bool) {
+    let conn = conn.clone();
+    let name = name.to_string();
+    let sender = shared.locks.lock().unwrap().get(&name).map(|(_, w)| w.clone());
+    let Some(sender) = sender else { return };
+    tokio::spawn(async move {
+        let method = if steal { "steal" } else { "lock" };
+        match conn.call(method, &json!([name])).await {
+            Ok(r) => {
+                let held = r.get("locked").and_then(Json::as_bool).unwrap_or(false);
+                let _ = sender.send(held);
+            }
+            Err(e) => warn!(lock = %name, error = %e, "lock request failed"),
+        }
+    });
+}
+
+fn on_notification(
+    n: Notification,
+    shared: &Shared,
+    layouts: &HashMap<String, TableLayout>,
+    db: &str,
+    leader_only: bool,
+    state: &mut LoopState,
+    server_known: &mut Option<Json>,
+) -> Result<(), String> {
+    match n.method.as_str() {
+        "update" | "update2" | "update3" => {
+            let parsed = NotificationSeed {
+                layouts,
+                v1: n.method == "update",
+                with_txn: n.method == "update3",
+            }
+            .deserialize(&mut serde_json::Deserializer::from_slice(n.params.bytes()))
+            .map_err(|e| format!("invalid {} notification: {e}", n.method))?;
+            match parsed {
+                Parsed::Server(updates) => {
+                    if let Some(mut row) = server_row(&updates, db) {
+                        // Merge the modified columns into what we knew.
+                        if let (Some(known), Json::Object(m)) = (server_known.as_mut(), &mut row) {
+                            for (k, v) in m.iter() {
+                                known[k] = v.clone();
+                            }
+                            row = known.clone();
+                        }
+                        *server_known = Some(row.clone());
+                        if let Some(p) = member_problem(&row, leader_only, &mut state.max_index) {
+                            return Err(p);
+                        }
+                    }
+                }
+                Parsed::Main(txn, updates) => {
+                    let cs = shared.replica.write().unwrap().apply(updates);
+                    if let Some(t) = txn {
+                        shared.status.send_modify(|s| s.last_txn_id = Some(t));
+                    }
+                    if !cs.is_empty() {
+                        shared.emit(Event::Changed(Arc::new(cs)));
+                    }
+                }
+            }
+        }
+        "locked" | "stolen" => {
+            let held = n.method == "locked";
+            let name: Option<String> = n
+                .params
+                .parse::<Vec<String>>()
+                .ok()
+                .and_then(|v| v.into_iter().next());
+            if let Some(name) = name {
+                if let Some((_, w)) = shared.locks.lock().unwrap().get(&name) {
+                    let _ = w.send(held);
+                }
+                if !held {
+                    warn!(lock = %name, "lock stolen by another client");
+                }
+                shared.emit(Event::Lock { name, held });
+            }
+        }
+        "monitor_canceled" => return Err("server canceled the monitor (database changed)".into()),
+        other => debug!(method = other, "notification ignored"),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeds for the monitor_cond_since reply and for notifications.
+
+struct SinceReplySeed<'a> {
+    layouts: &'a HashMap<String, TableLayout>,
+}
+
+impl<'de> DeserializeSeed<'de> for SinceReplySeed<'_> {
+    type Value = (bool, Option<Uuid>, TableUpdates);
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SinceReplySeed<'_> {
+    type Value = (bool, Option<Uuid>, TableUpdates);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("[found, last-txn-id, table-updates2]")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let found: bool = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::custom("missing <found>"))?;
+        let txn: String = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::custom("missing <last-txn-id>"))?;
+        let txn = Uuid::parse_str(&txn)
+            .map_err(|e| de::Error::custom(format!("invalid last-txn-id {txn:?}: {e}")))?;
+        let updates = seq
+            .next_element_seed(UpdatesSeed {
+                layouts: self.layouts,
+                v1: false,
+            })?
+            .ok_or_else(|| de::Error::custom("missing <table-updates2>"))?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok((found, Some(txn), updates))
+    }
+}
+
+enum Parsed {
+    Server(Json),
+    Main(Option<Uuid>, TableUpdates),
+}
+
+struct NotificationSeed<'a> {
+    layouts: &'a HashMap<String, TableLayout>,
+    v1: bool,
+    with_txn: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for NotificationSeed<'_> {
+    type Value = Parsed;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NotificationSeed<'_> {
+    type Value = Parsed;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("update notification parameters")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
+        let id: Json = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::custom("missing monitor id"))?;
+        if id == SERVER_MONITOR_ID {
+            let u: Json = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::custom("missing table updates"))?;
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(Parsed::Server(u));
+        }
+        let txn = if self.with_txn {
+            let t: String = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::custom("missing last-txn-id"))?;
+            Some(
+                Uuid::parse_str(&t)
+                    .map_err(|e| de::Error::custom(format!("invalid last-txn-id {t:?}: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let updates = seq
+            .next_element_seed(UpdatesSeed {
+                layouts: self.layouts,
+                v1: self.v1,
+            })?
+            .ok_or_else(|| de::Error::custom("missing table updates"))?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Parsed::Main(txn, updates))
+    }
+}

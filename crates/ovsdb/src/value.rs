@@ -1,0 +1,632 @@
+//! OVSDB values: atoms and data (sets and maps), in RFC 7047 JSON notation.
+//!
+//! A [`Datum`] is always a set or a map; a scalar column holds a set of one atom. Sets and maps are kept
+//! sorted and free of duplicates, so two data are equal exactly when their OVSDB values are equal.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use smallvec::SmallVec;
+pub use uuid::Uuid;
+
+/// One OVSDB atom.
+#[derive(Debug, Clone)]
+pub enum Atom {
+    /// An integer.
+    Integer(i64),
+    /// A real number.
+    Real(f64),
+    /// A boolean.
+    Boolean(bool),
+    /// A UTF-8 string.
+    String(Box<str>),
+    /// A row reference or other UUID.
+    Uuid(Uuid),
+    /// A reference to a row inserted earlier in the same transaction (`["named-uuid", name]`); only
+    /// meaningful inside a transaction request.
+    NamedUuid(Box<str>),
+}
+
+impl Atom {
+    /// A string atom.
+    pub fn string(s: impl Into<Box<str>>) -> Self {
+        Atom::String(s.into())
+    }
+
+    /// The string, if this atom is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Atom::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this atom is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Atom::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this atom is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Atom::Boolean(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The UUID, if this atom is one.
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        match self {
+            Atom::Uuid(u) => Some(*u),
+            _ => None,
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Atom::Integer(_) => 0,
+            Atom::Real(_) => 1,
+            Atom::Boolean(_) => 2,
+            Atom::String(_) => 3,
+            Atom::Uuid(_) => 4,
+            Atom::NamedUuid(_) => 5,
+        }
+    }
+
+    /// The RFC 7047 JSON form of this atom.
+    pub fn to_json(&self) -> Json {
+        serde_json::to_value(self).expect("atoms always serialize")
+    }
+}
+
+impl PartialEq for Atom {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Atom {}
+impl PartialOrd for Atom {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Atom {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Atom::Integer(a), Atom::Integer(b)) => a.cmp(b),
+            (Atom::Real(a), Atom::Real(b)) => a.total_cmp(b),
+            (Atom::Boolean(a), Atom::Boolean(b)) => a.cmp(b),
+            (Atom::String(a), Atom::String(b)) => a.cmp(b),
+            (Atom::Uuid(a), Atom::Uuid(b)) => a.cmp(b),
+            (Atom::NamedUuid(a), Atom::NamedUuid(b)) => a.cmp(b),
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Integer(i) => write!(f, "{i}"),
+            Atom::Real(r) => write!(f, "{r}"),
+            Atom::Boolean(b) => write!(f, "{b}"),
+            Atom::String(s) => write!(f, "{s:?}"),
+            Atom::Uuid(u) => write!(f, "{u}"),
+            Atom::NamedUuid(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl From<&str> for Atom {
+    fn from(s: &str) -> Self {
+        Atom::String(s.into())
+    }
+}
+impl From<String> for Atom {
+    fn from(s: String) -> Self {
+        Atom::String(s.into())
+    }
+}
+impl From<i64> for Atom {
+    fn from(i: i64) -> Self {
+        Atom::Integer(i)
+    }
+}
+impl From<bool> for Atom {
+    fn from(b: bool) -> Self {
+        Atom::Boolean(b)
+    }
+}
+impl From<Uuid> for Atom {
+    fn from(u: Uuid) -> Self {
+        Atom::Uuid(u)
+    }
+}
+
+/// The atoms of a set: one inline, more on the heap (most columns hold zero or one atom).
+pub type AtomVec = SmallVec<[Atom; 1]>;
+
+/// An OVSDB datum: the value of one column. A scalar is a set of one atom.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Datum {
+    /// A set of atoms, sorted and without duplicates.
+    Set(AtomVec),
+    /// A map, sorted by key, keys unique.
+    Map(Vec<(Atom, Atom)>),
+}
+
+impl Default for Datum {
+    fn default() -> Self {
+        Datum::Set(AtomVec::new())
+    }
+}
+
+impl From<Atom> for Datum {
+    fn from(a: Atom) -> Self {
+        Datum::Set(smallvec::smallvec![a])
+    }
+}
+
+impl Datum {
+    /// The empty set.
+    pub fn empty_set() -> Self {
+        Datum::Set(AtomVec::new())
+    }
+
+    /// The empty map.
+    pub fn empty_map() -> Self {
+        Datum::Map(Vec::new())
+    }
+
+    /// A set from atoms in any order; duplicates are dropped.
+    pub fn set(atoms: impl IntoIterator<Item = Atom>) -> Self {
+        let mut v: AtomVec = atoms.into_iter().collect();
+        v.sort();
+        v.dedup();
+        Datum::Set(v)
+    }
+
+    /// A map from pairs in any order; for a repeated key the last value wins (as ovsdb-server does).
+    pub fn map(pairs: impl IntoIterator<Item = (Atom, Atom)>) -> Self {
+        let mut v: Vec<(Atom, Atom)> = pairs.into_iter().collect();
+        v.reverse();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        Datum::Map(v)
+    }
+
+    /// The atoms of a set (empty for a map).
+    pub fn atoms(&self) -> &[Atom] {
+        match self {
+            Datum::Set(v) => v,
+            Datum::Map(_) => &[],
+        }
+    }
+
+    /// The pairs of a map (empty for a set).
+    pub fn pairs(&self) -> &[(Atom, Atom)] {
+        match self {
+            Datum::Map(v) => v,
+            Datum::Set(_) => &[],
+        }
+    }
+
+    /// The only atom of a one-element set.
+    pub fn as_atom(&self) -> Option<&Atom> {
+        match self {
+            Datum::Set(v) if v.len() == 1 => v.first(),
+            _ => None,
+        }
+    }
+
+    /// The string of a one-string set.
+    pub fn as_str(&self) -> Option<&str> {
+        self.as_atom().and_then(Atom::as_str)
+    }
+
+    /// The integer of a one-integer set.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.as_atom().and_then(Atom::as_i64)
+    }
+
+    /// The boolean of a one-boolean set.
+    pub fn as_bool(&self) -> Option<bool> {
+        self.as_atom().and_then(Atom::as_bool)
+    }
+
+    /// The UUID of a one-UUID set.
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        self.as_atom().and_then(Atom::as_uuid)
+    }
+
+    /// The strings of a set of strings.
+    pub fn strs(&self) -> impl Iterator<Item = &str> {
+        self.atoms().iter().filter_map(Atom::as_str)
+    }
+
+    /// The UUIDs of a set of UUIDs.
+    pub fn uuids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.atoms().iter().filter_map(Atom::as_uuid)
+    }
+
+    /// The value for a string key of a map.
+    pub fn get(&self, key: &str) -> Option<&Atom> {
+        let pairs = self.pairs();
+        pairs
+            .binary_search_by(|(k, _)| match k {
+                Atom::String(s) => (**s).cmp(key),
+                other => other.rank().cmp(&3),
+            })
+            .ok()
+            .map(|i| &pairs[i].1)
+    }
+
+    /// The string value for a string key of a map.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Atom::as_str)
+    }
+
+    /// Number of atoms (set) or pairs (map).
+    pub fn len(&self) -> usize {
+        match self {
+            Datum::Set(v) => v.len(),
+            Datum::Map(v) => v.len(),
+        }
+    }
+
+    /// True for the empty set or map.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies an `update2` "modify" difference to this datum (ovsdb-server(7) 4.1.14): for a scalar column
+    /// the difference is the new value; for a set, the symmetric difference; for a map, keys only in one
+    /// side are toggled and keys in both take the new value.
+    pub fn apply_diff(&mut self, diff: Datum, scalar: bool) {
+        if scalar {
+            *self = diff;
+            return;
+        }
+        match (&mut *self, diff) {
+            (Datum::Set(old), Datum::Set(d)) => {
+                let mut out = AtomVec::with_capacity(old.len() + d.len());
+                let mut a = std::mem::take(old).into_iter().peekable();
+                let mut b = d.into_iter().peekable();
+                loop {
+                    match (a.peek(), b.peek()) {
+                        (Some(x), Some(y)) => match x.cmp(y) {
+                            Ordering::Less => out.push(a.next().unwrap()),
+                            Ordering::Greater => out.push(b.next().unwrap()),
+                            Ordering::Equal => {
+                                a.next();
+                                b.next();
+                            }
+                        },
+                        (Some(_), None) => out.push(a.next().unwrap()),
+                        (None, Some(_)) => out.push(b.next().unwrap()),
+                        (None, None) => break,
+                    }
+                }
+                *old = out;
+            }
+            (Datum::Map(old), Datum::Map(d)) => {
+                let mut out = Vec::with_capacity(old.len() + d.len());
+                let mut a = std::mem::take(old).into_iter().peekable();
+                let mut b = d.into_iter().peekable();
+                loop {
+                    match (a.peek(), b.peek()) {
+                        (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                            Ordering::Less => out.push(a.next().unwrap()),
+                            Ordering::Greater => out.push(b.next().unwrap()),
+                            Ordering::Equal => {
+                                let (_, old_v) = a.next().unwrap();
+                                let (k, new_v) = b.next().unwrap();
+                                if old_v != new_v {
+                                    out.push((k, new_v));
+                                }
+                            }
+                        },
+                        (Some(_), None) => out.push(a.next().unwrap()),
+                        (None, Some(_)) => out.push(b.next().unwrap()),
+                        (None, None) => break,
+                    }
+                }
+                *old = out;
+            }
+            // An empty set and an empty map look alike on the wire: treat them as equivalent.
+            (Datum::Map(old), Datum::Set(d)) if d.is_empty() => {
+                let _ = old;
+            }
+            (this @ Datum::Set(_), Datum::Map(d)) if this.is_empty() => *this = Datum::Map(d),
+            (this, d) => *this = d,
+        }
+    }
+
+    /// The RFC 7047 JSON form (a single atom bare, otherwise `["set", ...]` or `["map", ...]`).
+    pub fn to_json(&self) -> Json {
+        serde_json::to_value(self).expect("data always serialize")
+    }
+
+    /// Parses the RFC 7047 JSON form.
+    pub fn from_json(json: &Json) -> Result<Self, serde_json::Error> {
+        Datum::deserialize(json)
+    }
+}
+
+impl fmt::Display for Datum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_json())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serialization
+
+impl Serialize for Atom {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Atom::Integer(i) => s.serialize_i64(*i),
+            Atom::Real(r) => s.serialize_f64(*r),
+            Atom::Boolean(b) => s.serialize_bool(*b),
+            Atom::String(v) => s.serialize_str(v),
+            Atom::Uuid(u) => {
+                let mut seq = s.serialize_seq(Some(2))?;
+                seq.serialize_element("uuid")?;
+                seq.serialize_element(&u.hyphenated().to_string())?;
+                seq.end()
+            }
+            Atom::NamedUuid(n) => {
+                let mut seq = s.serialize_seq(Some(2))?;
+                seq.serialize_element("named-uuid")?;
+                seq.serialize_element(&**n)?;
+                seq.end()
+            }
+        }
+    }
+}
+
+struct Pairs<'a>(&'a [(Atom, Atom)]);
+impl Serialize for Pairs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            seq.serialize_element(&(k, v))?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for Datum {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Datum::Set(v) if v.len() == 1 => v[0].serialize(s),
+            Datum::Set(v) => {
+                let mut seq = s.serialize_seq(Some(2))?;
+                seq.serialize_element("set")?;
+                seq.serialize_element(&v[..])?;
+                seq.end()
+            }
+            Datum::Map(v) => {
+                let mut seq = s.serialize_seq(Some(2))?;
+                seq.serialize_element("map")?;
+                seq.serialize_element(&Pairs(v))?;
+                seq.end()
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deserialization: straight from JSON text into atoms, no intermediate `serde_json::Value`.
+
+#[derive(Clone, Copy)]
+enum Tag {
+    Uuid,
+    NamedUuid,
+    Set,
+    Map,
+}
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Tag;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"uuid\", \"named-uuid\", \"set\" or \"map\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Tag, E> {
+                match v {
+                    "uuid" => Ok(Tag::Uuid),
+                    "named-uuid" => Ok(Tag::NamedUuid),
+                    "set" => Ok(Tag::Set),
+                    "map" => Ok(Tag::Map),
+                    other => Err(E::custom(format!("unknown OVSDB value tag {other:?}"))),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct UuidStr(Uuid);
+impl<'de> Deserialize<'de> for UuidStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = UuidStr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a UUID string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<UuidStr, E> {
+                Uuid::parse_str(v)
+                    .map(UuidStr)
+                    .map_err(|e| E::custom(format!("invalid UUID {v:?}: {e}")))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// What a JSON array turned out to hold.
+enum Tagged {
+    Atom(Atom),
+    Set(AtomVec),
+    Map(Vec<(Atom, Atom)>),
+}
+
+struct TaggedVisitor;
+impl<'de> Visitor<'de> for TaggedVisitor {
+    type Value = Tagged;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an OVSDB atom, set or map")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::Integer(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Tagged, E> {
+        i64::try_from(v)
+            .map(|i| Tagged::Atom(Atom::Integer(i)))
+            .map_err(|_| E::custom(format!("integer {v} out of range")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::Real(v)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::Boolean(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::String(v.into())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Tagged, E> {
+        Ok(Tagged::Atom(Atom::String(v.into_boxed_str())))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tagged, A::Error> {
+        let tag: Tag = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::custom("empty array is not an OVSDB value"))?;
+        let out = match tag {
+            Tag::Uuid => {
+                let u: UuidStr = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("[\"uuid\"] lacks its UUID"))?;
+                Tagged::Atom(Atom::Uuid(u.0))
+            }
+            Tag::NamedUuid => {
+                let n: String = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("[\"named-uuid\"] lacks its name"))?;
+                Tagged::Atom(Atom::NamedUuid(n.into_boxed_str()))
+            }
+            Tag::Set => {
+                let atoms: Vec<Atom> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("[\"set\"] lacks its elements"))?;
+                let mut v: AtomVec = atoms.into_iter().collect();
+                v.sort();
+                v.dedup();
+                Tagged::Set(v)
+            }
+            Tag::Map => {
+                let pairs: Vec<(Atom, Atom)> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("[\"map\"] lacks its pairs"))?;
+                match Datum::map(pairs) {
+                    Datum::Map(v) => Tagged::Map(v),
+                    Datum::Set(_) => unreachable!(),
+                }
+            }
+        };
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom("OVSDB value array has extra elements"));
+        }
+        Ok(out)
+    }
+}
+
+impl<'de> Deserialize<'de> for Atom {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_any(TaggedVisitor)? {
+            Tagged::Atom(a) => Ok(a),
+            _ => Err(de::Error::custom("expected an atom, found a set or map")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Datum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match d.deserialize_any(TaggedVisitor)? {
+            Tagged::Atom(a) => Datum::from(a),
+            Tagged::Set(v) => Datum::Set(v),
+            Tagged::Map(v) => Datum::Map(v),
+        })
+    }
+}
+
+/// Deserializes a datum (used as a seed where a visitor needs one).
+pub(crate) struct DatumSeed;
+impl<'de> DeserializeSeed<'de> for DatumSeed {
+    type Value = Datum;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Datum, D::Error> {
+        Datum::deserialize(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips() {
+        for j in [
+            json!(1),
+            json!("x"),
+            json!(true),
+            json!(["uuid", "2c5cdc9a-7a2b-4c8d-b5ff-6c0c3f3e0b8a"]),
+            json!(["set", []]),
+            json!(["set", [1, 2]]),
+            json!(["map", [["a", "b"]]]),
+        ] {
+            let d = Datum::from_json(&j).unwrap();
+            assert_eq!(d.to_json(), j, "{j}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = Datum::from_json(&json!(["uuid", "nope"])).unwrap_err();
+        assert!(e.to_string().contains("\"nope\""), "{e}");
+        let e = Datum::from_json(&json!(["bag", []])).unwrap_err();
+        assert!(e.to_string().contains("bag"), "{e}");
+    }
+
+    #[test]
+    fn set_diff_is_symmetric_difference() {
+        let mut d = Datum::set([1.into(), 2.into()]);
+        d.apply_diff(Datum::set([2.into(), 3.into()]), false);
+        assert_eq!(d, Datum::set([1.into(), 3.into()]));
+    }
+
+    #[test]
+    fn map_diff() {
+        let mut d = Datum::map([("a".into(), "1".into()), ("b".into(), "2".into())]);
+        d.apply_diff(
+            Datum::map([("a".into(), "1".into()), ("b".into(), "3".into()), ("c".into(), "4".into())]),
+            false,
+        );
+        assert_eq!(
+            d,
+            Datum::map([("b".into(), "3".into()), ("c".into(), "4".into())])
+        );
+        assert_eq!(d.get_str("c"), Some("4"));
+        assert_eq!(d.get_str("a"), None);
+    }
+}
