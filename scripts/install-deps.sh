@@ -41,7 +41,8 @@ die() { printf 'install-deps: ERROR: %s\n' "$*" >&2; exit 1; }
 command -v apt-get >/dev/null || die "apt-get not found: this script targets Debian bookworm"
 
 export DEBIAN_FRONTEND=noninteractive
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+# shellcheck source=scripts/env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 START=$(date +%s)
 APT=(apt-get -o DPkg::Lock::Timeout=600 -o APT::Get::Assume-Yes=true -q)
 
@@ -81,11 +82,6 @@ else
 fi
 
 # --- Rust: rustfmt, clippy, cargo-nextest ---
-if ! command -v cargo >/dev/null; then
-    for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
-        if [ -x "$d/cargo" ]; then export PATH="$d:$PATH"; break; fi
-    done
-fi
 command -v cargo >/dev/null || die "cargo not found (the machine's Rust toolchain is expected under ~/.cargo/bin)"
 for comp in rustfmt clippy; do
     sub=fmt; [ "$comp" = clippy ] && sub=clippy
@@ -138,7 +134,9 @@ else
     moddir=$tmp/root/lib/modules
     [ -d "$moddir" ] || moddir=$tmp/root/usr/lib/modules
     V=$(ls "$moddir")
-    [ -n "$V" ] && [ "$(echo "$V" | wc -l)" -eq 1 ] || die "expected one kernel release in $deb, found: $V"
+    if [ -z "$V" ] || [ "$(echo "$V" | wc -l)" -ne 1 ]; then
+        die "expected one kernel release in $deb, found: $V"
+    fi
     [ -s "$tmp/root/boot/vmlinuz-$V" ] || die "no boot/vmlinuz-$V in $deb"
     rm -rf "/lib/modules/$V"
     mkdir -p /lib/modules

@@ -82,9 +82,10 @@ impl Chassis {
         sb_remote: &str,
         wire: Option<&Wire>,
     ) -> Result<Chassis> {
-        let encap_ip = spec.encap_ip.clone().ok_or_else(|| {
-            LabError::Invalid(format!("chassis {} has no encap IP", spec.name))
-        })?;
+        let encap_ip = spec
+            .encap_ip
+            .clone()
+            .ok_or_else(|| LabError::Invalid(format!("chassis {} has no encap IP", spec.name)))?;
         mkdir(dir)?;
         let netns = Netns::new(&spec.name)?;
         let ovsdb = OvsdbServer::builder(VSWITCH_SCHEMA)
@@ -122,7 +123,10 @@ impl Chassis {
                 .iter()
                 .map(|(n, b)| format!("{n}:{b}"))
                 .collect();
-            args.push(format!("external_ids:ovn-bridge-mappings=\"{}\"", m.join(",")));
+            args.push(format!(
+                "external_ids:ovn-bridge-mappings=\"{}\"",
+                m.join(",")
+            ));
         }
         for (k, v) in &spec.external_ids {
             args.push(format!("external_ids:{k}=\"{v}\""));
@@ -143,7 +147,16 @@ impl Chassis {
             args.push(a.into());
         }
         for (_, bridge) in &spec.bridge_mappings {
-            for a in ["--", "--may-exist", "add-br", bridge, "--", "set", "bridge", bridge] {
+            for a in [
+                "--",
+                "--may-exist",
+                "add-br",
+                bridge,
+                "--",
+                "set",
+                "bridge",
+                bridge,
+            ] {
                 args.push(a.into());
             }
             args.push("datapath-type=dummy".into());
@@ -192,16 +205,21 @@ impl Chassis {
             appctl(&["ovs/route/add", &cidr, "br-phys"])?;
         }
 
-        let ctl = dir.join("ovn-controller.ctl");
-        let mut cspec =
-            DaemonSpec::new(format!("{}/ovn-controller", spec.name), "ovn-controller", dir, "ovn-controller")
-                .args([
-                    "--no-chdir".to_string(),
-                    format!("--pidfile={}", path_str(&dir.join("ovn-controller.pid"))),
-                    format!("--log-file={}", path_str(&dir.join("ovn-controller.log"))),
-                    format!("--unixctl={}", path_str(&ctl)),
-                    ovsdb.unix_remote(),
-                ]);
+        // ovn-controller (unlike the other daemons) has no --unixctl option: its control socket
+        // is <OVN_RUNDIR>/ovn-controller.<pid>.ctl.
+        let ctl = dir.join("ovn-controller.{pid}.ctl");
+        let mut cspec = DaemonSpec::new(
+            format!("{}/ovn-controller", spec.name),
+            "ovn-controller",
+            dir,
+            "ovn-controller",
+        )
+        .args([
+            "--no-chdir".to_string(),
+            format!("--pidfile={}", path_str(&dir.join("ovn-controller.pid"))),
+            format!("--log-file={}", path_str(&dir.join("ovn-controller.log"))),
+            ovsdb.unix_remote(),
+        ]);
         cspec.env = ovs_env(dir);
         cspec.netns = Some(netns.name().to_string());
         cspec.ready_paths = vec![ctl];
@@ -289,13 +307,19 @@ impl Chassis {
         run(self
             .command("ovs-appctl")
             .arg("-t")
-            .arg(self.dir.join("ovn-controller.ctl"))
+            .arg(self.dir.join(format!(
+                "ovn-controller.{}.ctl",
+                self.controller.pid().unwrap_or(0)
+            )))
             .args(args))
     }
 
     /// `unix:<rundir>/<bridge>.mgmt`: the OpenFlow management socket of a bridge.
     pub fn ofctl_target(&self, bridge: &str) -> String {
-        format!("unix:{}", path_str(&self.dir.join(format!("{bridge}.mgmt"))))
+        format!(
+            "unix:{}",
+            path_str(&self.dir.join(format!("{bridge}.mgmt")))
+        )
     }
 
     /// Runs `ovs-ofctl ARGS...` (name the target with [`Chassis::ofctl_target`]).

@@ -20,8 +20,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A northbound or southbound database: one server or a raft cluster.
 #[derive(Debug)]
 pub enum Database {
-    /// A single ovsdb-server.
-    Standalone(OvsdbServer),
+    /// A single ovsdb-server (boxed: it is much larger than a cluster handle).
+    Standalone(Box<OvsdbServer>),
     /// A raft cluster.
     Clustered(OvsdbCluster),
 }
@@ -33,6 +33,15 @@ impl Database {
         match self {
             Database::Standalone(s) => s.unix_remote(),
             Database::Clustered(c) => c.remote(),
+        }
+    }
+
+    /// `unix:` remote(s) only: the server's socket, or all members' sockets of a cluster. Use
+    /// these from inside network namespaces, where `tcp:127.0.0.1:...` is a different loopback.
+    pub fn unix_remote(&self) -> String {
+        match self {
+            Database::Standalone(s) => s.unix_remote(),
+            Database::Clustered(c) => c.unix_remote(),
         }
     }
 
@@ -139,7 +148,7 @@ impl LabBuilder {
                 if let Some(ssl) = &self.db_ssl {
                     b = b.ssl(ssl.clone());
                 }
-                Ok(Database::Standalone(b.start()?))
+                Ok(Database::Standalone(Box::new(b.start()?)))
             }
         };
         let nb = db("nb", NB_SCHEMA)?;
@@ -170,7 +179,8 @@ impl LabBuilder {
         if self.wire {
             lab.wire = Some(Wire::start(&dir.join("wire"))?);
         }
-        let sb_remote = lab.sb.remote();
+        // The chassis' daemons run in their namespaces: only unix sockets reach the SB there.
+        let sb_remote = lab.sb.unix_remote();
         for (i, spec) in self.chassis.iter().enumerate() {
             let mut spec = spec.clone();
             if spec.encap_ip.is_none() {
@@ -317,18 +327,42 @@ impl Lab {
     /// Waits until every chassis of the lab appears in the southbound `Chassis` table.
     pub fn wait_chassis_registered(&self, timeout: Duration) -> Result<()> {
         let want: Vec<&str> = self.chassis.iter().map(Chassis::name).collect();
-        wait_until(
+        let mut missing: Vec<&Chassis> = Vec::new();
+        let result = wait_until(
             &format!("chassis {want:?} to register in the southbound database"),
             timeout,
             |last| {
                 let have = self.registered_chassis()?;
                 *last = format!("registered: {have:?}");
-                Ok(want
+                missing = self
+                    .chassis
                     .iter()
-                    .all(|w| have.iter().any(|h| h == w))
-                    .then_some(()))
+                    .filter(|c| !have.iter().any(|h| h == c.name()))
+                    .collect();
+                Ok(missing.is_empty().then_some(()))
             },
-        )
+        );
+        result.map_err(|e| match e {
+            LabError::WaitTimeout {
+                what,
+                timeout,
+                mut last,
+            } => {
+                for c in missing {
+                    last.push_str(&format!(
+                        "\n[{} ovn-controller log]\n{}",
+                        c.name(),
+                        crate::util::tail_file(c.controller_log_path(), 10)
+                    ));
+                }
+                LabError::WaitTimeout {
+                    what,
+                    timeout,
+                    last,
+                }
+            }
+            other => other,
+        })
     }
 
     /// Checks that every daemon of the lab is still running.
@@ -363,8 +397,21 @@ impl Lab {
     pub fn lsp_add_router_port(&self, switch: &str, lsp: &str, lrp: &str) -> Result<()> {
         let opt = format!("router-port={lrp}");
         self.nbctl(&[
-            "lsp-add", switch, lsp, "--", "lsp-set-type", lsp, "router", "--",
-            "lsp-set-addresses", lsp, "router", "--", "lsp-set-options", lsp, &opt,
+            "lsp-add",
+            switch,
+            lsp,
+            "--",
+            "lsp-set-type",
+            lsp,
+            "router",
+            "--",
+            "lsp-set-addresses",
+            lsp,
+            "router",
+            "--",
+            "lsp-set-options",
+            lsp,
+            &opt,
         ])
         .map(drop)
     }
@@ -385,21 +432,40 @@ impl Lab {
 
     /// `ovn-nbctl lrp-set-gateway-chassis LRP CHASSIS PRIORITY` (adds or updates).
     pub fn lrp_set_gateway_chassis(&self, lrp: &str, chassis: &str, priority: u32) -> Result<()> {
-        self.nbctl(&["lrp-set-gateway-chassis", lrp, chassis, &priority.to_string()])
-            .map(drop)
+        self.nbctl(&[
+            "lrp-set-gateway-chassis",
+            lrp,
+            chassis,
+            &priority.to_string(),
+        ])
+        .map(drop)
     }
 
     /// `ovn-nbctl lrp-del-gateway-chassis LRP CHASSIS`.
     pub fn lrp_del_gateway_chassis(&self, lrp: &str, chassis: &str) -> Result<()> {
-        self.nbctl(&["lrp-del-gateway-chassis", lrp, chassis]).map(drop)
+        self.nbctl(&["lrp-del-gateway-chassis", lrp, chassis])
+            .map(drop)
     }
 
     /// Adds a localnet port `lsp` on `switch` for physical network `network_name`.
     pub fn lsp_add_localnet(&self, switch: &str, lsp: &str, network_name: &str) -> Result<()> {
         let opt = format!("network_name={network_name}");
         self.nbctl(&[
-            "lsp-add", switch, lsp, "--", "lsp-set-type", lsp, "localnet", "--",
-            "lsp-set-addresses", lsp, "unknown", "--", "lsp-set-options", lsp, &opt,
+            "lsp-add",
+            switch,
+            lsp,
+            "--",
+            "lsp-set-type",
+            lsp,
+            "localnet",
+            "--",
+            "lsp-set-addresses",
+            lsp,
+            "unknown",
+            "--",
+            "lsp-set-options",
+            lsp,
+            &opt,
         ])
         .map(drop)
     }
@@ -499,7 +565,12 @@ impl Lab {
     }
 
     /// Polls SB until `logical_port` is bound to chassis `chassis`.
-    pub fn wait_port_bound(&self, logical_port: &str, chassis: &str, timeout: Duration) -> Result<()> {
+    pub fn wait_port_bound(
+        &self,
+        logical_port: &str,
+        chassis: &str,
+        timeout: Duration,
+    ) -> Result<()> {
         wait_until(
             &format!("port {logical_port} to be bound to chassis {chassis}"),
             timeout,

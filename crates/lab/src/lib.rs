@@ -61,6 +61,8 @@
 //! // Dropping `lab` stops every daemon and deletes the namespaces and the directory.
 //! ```
 
+#![warn(missing_docs)]
+
 mod chassis;
 mod cleanup;
 mod error;
@@ -80,8 +82,7 @@ pub use frr::{BgpConfig, FrrRouter, FRR_LIBEXEC};
 pub use lab::{Database, Lab, LabBuilder, Nat, NatKind, DEFAULT_TIMEOUT};
 pub use netns::{connect, Netns, Veth, VethEnd, IFNAMSIZ_MAX};
 pub use ovsdb::{
-    OvsdbCluster, OvsdbClusterBuilder, OvsdbServer, OvsdbServerBuilder, SslConfig,
-    CLUSTER_TIMEOUT,
+    OvsdbCluster, OvsdbClusterBuilder, OvsdbServer, OvsdbServerBuilder, SslConfig, CLUSTER_TIMEOUT,
 };
 pub use pki::Pki;
 pub use process::{describe, run, run_with_timeout, COMMAND_TIMEOUT};

@@ -107,7 +107,10 @@ impl OvsdbServerBuilder {
         let db_path = match &self.source {
             DbSource::Schema(schema) => {
                 let db = dir.join(format!("{}.db", self.name));
-                run(Command::new("ovsdb-tool").arg("create").arg(&db).arg(schema))?;
+                run(Command::new("ovsdb-tool")
+                    .arg("create")
+                    .arg(&db)
+                    .arg(schema))?;
                 db
             }
             DbSource::Existing(db) => db.clone(),
@@ -310,7 +313,10 @@ impl OvsdbServer {
 
     /// Runs `ovs-appctl -t <ctl> ARGS...` against the server.
     pub fn appctl(&self, args: &[&str]) -> Result<String> {
-        run(Command::new("ovs-appctl").arg("-t").arg(&self.ctl).args(args))
+        run(Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(&self.ctl)
+            .args(args))
     }
 
     /// Runs `ovsdb-client ARGS... ` with `--timeout`; the caller names the remote.
@@ -367,7 +373,9 @@ impl OvsdbClusterBuilder {
     /// cluster members and one is leader.
     pub fn start(self) -> Result<OvsdbCluster> {
         if self.members == 0 {
-            return Err(LabError::Invalid("a cluster needs at least one member".into()));
+            return Err(LabError::Invalid(
+                "a cluster needs at least one member".into(),
+            ));
         }
         let (tmp, dir) = match &self.dir {
             Some(d) => (None, d.clone()),
@@ -497,6 +505,15 @@ impl OvsdbCluster {
             .join(",")
     }
 
+    /// `unix:` sockets of all members, comma-separated. Unlike the `tcp:127.0.0.1` remotes these
+    /// also work from inside other network namespaces (which have their own loopback).
+    pub fn unix_remote(&self) -> String {
+        (0..self.members.len())
+            .map(|i| self.member_unix_remote(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// `tcp:127.0.0.1:P` of member `i`.
     pub fn member_remote(&self, i: usize) -> String {
         format!("tcp:127.0.0.1:{}", self.members[i].client_port)
@@ -519,7 +536,9 @@ impl OvsdbCluster {
 
     /// Whether member `i` is running.
     pub fn is_member_running(&mut self, i: usize) -> bool {
-        self.member_mut(i).map(|m| m.daemon.is_running()).unwrap_or(false)
+        self.member_mut(i)
+            .map(|m| m.daemon.is_running())
+            .unwrap_or(false)
     }
 
     fn member_mut(&mut self, i: usize) -> Result<&mut Member> {

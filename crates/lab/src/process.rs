@@ -87,8 +87,12 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<String> 
         }
     };
     // A grandchild that inherited the pipes could keep them open; do not wait forever for EOF.
-    let out = stdout.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-    let err = stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    let out = stdout
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
+    let err = stderr
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
     let out = String::from_utf8_lossy(&out).trim_end().to_string();
     if status.success() {
         Ok(out)
@@ -143,7 +147,8 @@ pub(crate) struct DaemonSpec {
     pub log: PathBuf,
     /// Where its standard output and error go.
     pub output: PathBuf,
-    /// Files (sockets) that exist once it is ready; removed before every start.
+    /// Files (sockets) that exist once it is ready; removed before every start. The text
+    /// `{pid}` in a path stands for the process id (for daemons without `--unixctl`).
     pub ready_paths: Vec<PathBuf>,
     /// Local TCP ports that accept connections once it is ready.
     pub ready_ports: Vec<u16>,
@@ -210,7 +215,7 @@ impl Daemon {
     /// (Re)starts the process (stopping any running instance first) and waits until it is ready.
     pub fn launch(&mut self) -> Result<()> {
         self.terminate();
-        for p in &self.spec.ready_paths {
+        for p in self.ready_paths() {
             let _ = fs::remove_file(p);
         }
         let mut cmd = self.spec.command();
@@ -239,7 +244,7 @@ impl Daemon {
         let mut pause = Duration::from_millis(1);
         loop {
             self.check_alive()?;
-            let paths_ok = self.spec.ready_paths.iter().all(|p| p.exists());
+            let paths_ok = self.ready_paths().iter().all(|p| p.exists());
             let ports_ok = paths_ok
                 && self.spec.ready_ports.iter().all(|&port| {
                     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -261,6 +266,16 @@ impl Daemon {
             thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+    }
+
+    /// The readiness paths with `{pid}` replaced by the current process id.
+    fn ready_paths(&self) -> Vec<PathBuf> {
+        let pid = self.pid().map(|p| p.to_string()).unwrap_or_default();
+        self.spec
+            .ready_paths
+            .iter()
+            .map(|p| PathBuf::from(p.to_string_lossy().replace("{pid}", &pid)))
+            .collect()
     }
 
     /// Returns an error naming the daemon and quoting its log if it is not running.

@@ -22,7 +22,9 @@ fn nbctl(remote: &str, extra: &[String], args: &[&str]) -> ovn_route_lab::Result
 
 fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -49,13 +51,26 @@ fn standalone_server_start_kill_restart() {
     assert!(s.ssl_remote().is_none());
     nbctl(&unix, &[], &["init"]).unwrap();
     nbctl(&tcp, &[], &["ls-add", "sw0"]).unwrap();
-    assert_eq!(nbctl(&unix, &[], &["ls-list"]).unwrap().contains("sw0"), true);
+    assert!(nbctl(&unix, &[], &["ls-list"]).unwrap().contains("sw0"));
 
     let pid = s.pid().unwrap();
     s.kill();
     assert!(s.pid().is_none());
     assert!(!pid_alive(pid));
     assert!(nbctl(&tcp, &[], &["ls-list"]).is_err());
+
+    // While it is down, another server can serve the same database file.
+    {
+        let other = OvsdbServer::with_db(s.db_path())
+            .name("copy")
+            .tcp(true)
+            .start()
+            .unwrap();
+        assert_eq!(other.db_name(), "OVN_Northbound");
+        assert_ne!(other.tcp_remote().unwrap(), tcp);
+        let out = nbctl(&other.tcp_remote().unwrap(), &[], &["ls-list"]).unwrap();
+        assert!(out.contains("sw0"), "{out}");
+    }
 
     s.restart().unwrap();
     assert_ne!(s.pid(), Some(pid));
@@ -90,7 +105,12 @@ fn ssl_server_accepts_right_ca_and_rejects_wrong_ca() {
         return;
     }
     let pki = Pki::new().unwrap();
-    for f in [&pki.ca_cert, &pki.server_cert, &pki.client_key, &pki.other_ca_cert] {
+    for f in [
+        &pki.ca_cert,
+        &pki.server_cert,
+        &pki.client_key,
+        &pki.other_ca_cert,
+    ] {
         assert!(f.exists(), "{}", f.display());
     }
     let s = OvsdbServer::builder(NB_SCHEMA)
@@ -145,13 +165,23 @@ fn cluster_leader_kill_and_restart() {
     ovn_route_lab::wait_until("restarted member to rejoin", T, |last| {
         let s = c.cluster_status(leader)?;
         *last = s.clone();
-        Ok(s.lines().any(|l| l.trim() == "Status: cluster member").then_some(()))
+        Ok(s.lines()
+            .any(|l| l.trim() == "Status: cluster member")
+            .then_some(()))
     })
     .unwrap();
-    let out = nbctl(&c.member_remote(leader), &["--no-leader-only".into()], &["ls-list"]);
+    let out = nbctl(
+        &c.member_remote(leader),
+        &["--no-leader-only".into()],
+        &["ls-list"],
+    );
     // The restarted member catches up with the log written while it was down.
     ovn_route_lab::wait_until("restarted member to catch up", T, |_| {
-        let out = nbctl(&c.member_remote(leader), &["--no-leader-only".into()], &["ls-list"])?;
+        let out = nbctl(
+            &c.member_remote(leader),
+            &["--no-leader-only".into()],
+            &["ls-list"],
+        )?;
         Ok((out.contains("before") && out.contains("after")).then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e}; first read: {out:?}"));
@@ -180,8 +210,14 @@ fn chassis_claims_vif_and_gateway_port() {
 
     lab.ls_add("sw0").unwrap();
     lab.lr_add("lr0").unwrap();
-    lab.connect_router("lr0", "lrp-sw0", "00:00:00:00:ff:01", &["10.0.0.1/24"], "sw0")
-        .unwrap();
+    lab.connect_router(
+        "lr0",
+        "lrp-sw0",
+        "00:00:00:00:ff:01",
+        &["10.0.0.1/24"],
+        "sw0",
+    )
+    .unwrap();
     let port = lab
         .add_vif_port("sw0", "vm1", "00:00:00:00:00:01 10.0.0.2", "hv1")
         .unwrap();
@@ -190,7 +226,8 @@ fn chassis_claims_vif_and_gateway_port() {
     lab.wait_lsp_up("vm1", T).unwrap();
 
     lab.ls_add("public").unwrap();
-    lab.lsp_add_localnet("public", "ln-public", "physnet1").unwrap();
+    lab.lsp_add_localnet("public", "ln-public", "physnet1")
+        .unwrap();
     lab.connect_router(
         "lr0",
         "lrp-pub",
@@ -200,8 +237,11 @@ fn chassis_claims_vif_and_gateway_port() {
     )
     .unwrap();
     lab.lrp_set_gateway_chassis("lrp-pub", "hv1", 10).unwrap();
-    lab.lr_nat_add("lr0", &ovn_route_lab::Nat::snat("172.16.0.1", "10.0.0.0/24"))
-        .unwrap();
+    lab.lr_nat_add(
+        "lr0",
+        &ovn_route_lab::Nat::snat("172.16.0.1", "10.0.0.0/24"),
+    )
+    .unwrap();
     lab.lr_nat_add(
         "lr0",
         &ovn_route_lab::Nat::dnat_and_snat("172.16.0.50", "10.0.0.2")
@@ -213,7 +253,10 @@ fn chassis_claims_vif_and_gateway_port() {
     lab.lr_lb_add("lr0", "lb0").unwrap();
     lab.ls_lb_add("sw0", "lb0").unwrap();
     lab.wait_port_bound("cr-lrp-pub", "hv1", T).unwrap();
-    assert_eq!(lab.nbctl(&["lr-nat-list", "lr0"]).unwrap().lines().count(), 3);
+    assert_eq!(
+        lab.nbctl(&["lr-nat-list", "lr0"]).unwrap().lines().count(),
+        3
+    );
     lab.sync_hv().unwrap();
 
     let flows = hv1.ofctl_dump_flows("br-int").unwrap();
@@ -253,7 +296,8 @@ fn ha_gateway_fails_over_with_priorities() {
     eprintln!("lab up in {:?}", t.elapsed());
     lab.lr_add("lr0").unwrap();
     lab.ls_add("public").unwrap();
-    lab.lsp_add_localnet("public", "ln-public", "physnet1").unwrap();
+    lab.lsp_add_localnet("public", "ln-public", "physnet1")
+        .unwrap();
     lab.connect_router(
         "lr0",
         "lrp-pub",
@@ -297,7 +341,15 @@ fn frr_routers_peer_and_learn_connected_route() {
             .render(),
     )
     .unwrap();
-    let _veth = connect(r1.netns(), "v1", "192.0.2.1/30", r2.netns(), "v2", "192.0.2.2/30").unwrap();
+    let _veth = connect(
+        r1.netns(),
+        "v1",
+        "192.0.2.1/30",
+        r2.netns(),
+        "v2",
+        "192.0.2.2/30",
+    )
+    .unwrap();
     r1.netns().add_bridge("bgp-nic", &[]).unwrap();
     r2.wait_bgp_established("192.0.2.1", T).unwrap();
     eprintln!("established after {:?}", t.elapsed());
@@ -305,7 +357,10 @@ fn frr_routers_peer_and_learn_connected_route() {
         .ip(&["addr", "add", "10.190.10.5/32", "dev", "bgp-nic"])
         .unwrap();
     let route = r2.wait_kernel_route("10.190.10.5", T).unwrap();
-    assert!(route.contains("via 192.0.2.1") && route.contains("proto bgp"), "{route}");
+    assert!(
+        route.contains("via 192.0.2.1") && route.contains("proto bgp"),
+        "{route}"
+    );
     let rib = r2.vtysh(&["show ip route 10.190.10.5/32"]).unwrap();
     assert!(rib.contains("bgp"), "{rib}");
     eprintln!("route learned after {:?}", t.elapsed());
@@ -334,12 +389,145 @@ fn cleanup_stale_removes_namespaces_of_dead_labs() {
     run(Command::new("ip").args(["netns", "add", &name])).unwrap();
     let dir = Path::new("/tmp").join(format!("ovnr-{dead}-lab-test"));
     std::fs::create_dir_all(dir.join("hv1")).unwrap();
+    // A left-over "daemon" of that lab, with a pid file, whose command line names the dir.
+    let mut daemon = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec -a {}/hv1/fake-daemon sleep 60",
+            dir.display()
+        ))
+        .spawn()
+        .unwrap();
+    let daemon_pid = daemon.id();
+    std::fs::write(dir.join("hv1/fake-daemon.pid"), format!("{daemon_pid}\n")).unwrap();
+    ovn_route_lab::wait_until("fake daemon to exec", T, |_| {
+        let cl = std::fs::read(format!("/proc/{daemon_pid}/cmdline")).unwrap_or_default();
+        Ok(String::from_utf8_lossy(&cl)
+            .contains("fake-daemon")
+            .then_some(()))
+    })
+    .unwrap();
     // A live lab's namespace must survive.
     let live = Netns::new("live").unwrap();
 
     let report = cleanup_stale().unwrap();
     assert!(report.namespaces.contains(&name), "{report:?}");
+    assert!(report.killed.contains(&daemon_pid), "{report:?}");
+    assert!(!daemon.wait().unwrap().success());
     assert!(!netns_exists(&name));
     assert!(!dir.exists());
     assert!(netns_exists(live.name()));
+}
+
+#[test]
+fn clustered_lab_with_chassis() {
+    if skip_unless_root("clustered_lab_with_chassis") {
+        return;
+    }
+    let t = Instant::now();
+    let mut lab = Lab::builder()
+        .clustered(3)
+        .chassis(ChassisSpec::new("hv1"))
+        .start()
+        .unwrap();
+    eprintln!("clustered lab up in {:?}", t.elapsed());
+    assert_eq!(lab.nb_remote().split(',').count(), 3);
+    assert_eq!(lab.sb_remote().split(',').count(), 3);
+    lab.ls_add("sw0").unwrap();
+    lab.add_vif_port("sw0", "vm1", "00:00:00:00:00:01 10.0.0.2", "hv1")
+        .unwrap();
+    lab.wait_port_bound("vm1", "hv1", T).unwrap();
+    lab.wait_lsp_up("vm1", T).unwrap();
+
+    // Losing the SB leader does not lose the binding; new ports still get bound.
+    let sb = lab.sb_mut().cluster_mut().unwrap();
+    let leader = sb.leader().unwrap();
+    sb.kill_member(leader).unwrap();
+    sb.wait_for_leader(T).unwrap();
+    lab.add_vif_port("sw0", "vm2", "00:00:00:00:00:02 10.0.0.3", "hv1")
+        .unwrap();
+    lab.wait_port_bound("vm2", "hv1", T).unwrap();
+    assert_eq!(
+        lab.port_binding_chassis("vm1").unwrap().as_deref(),
+        Some("hv1")
+    );
+    lab.sb_mut()
+        .cluster_mut()
+        .unwrap()
+        .restart_member(leader)
+        .unwrap();
+    lab.check_alive().unwrap();
+}
+
+#[test]
+fn standalone_lab_with_tcp_remotes() {
+    if skip_unless_root("standalone_lab_with_tcp_remotes") {
+        return;
+    }
+    let lab = Lab::builder().db_tcp(true).start().unwrap();
+    let nb_tcp = lab.nb().server().unwrap().tcp_remote().unwrap();
+    let sb_tcp = lab.sb().server().unwrap().tcp_remote().unwrap();
+    nbctl(&nb_tcp, &[], &["ls-add", "via-tcp"]).unwrap();
+    lab.sync_sb().unwrap();
+    let dps = run(Command::new("ovn-sbctl")
+        .arg(format!("--db={sb_tcp}"))
+        .args([
+            "--bare",
+            "--columns=external_ids",
+            "list",
+            "Datapath_Binding",
+        ]))
+    .unwrap();
+    assert!(dps.contains("via-tcp"), "{dps}");
+}
+
+#[test]
+fn everything_is_cleaned_up_after_a_panic() {
+    if skip_unless_root("everything_is_cleaned_up_after_a_panic") {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::thread::spawn(move || {
+        let lab = Lab::builder()
+            .chassis(ChassisSpec::new("hv1"))
+            .start()
+            .unwrap();
+        let r = FrrRouter::start("rp", &BgpConfig::new(65010, "10.0.0.1").render()).unwrap();
+        let c = lab.chassis(0);
+        let _veth = connect(
+            r.netns(),
+            "to-hv",
+            "10.9.0.1/30",
+            c.netns(),
+            "to-r",
+            "10.9.0.2/30",
+        )
+        .unwrap();
+        c.netns().exec(&["ping", "-c1", "-W2", "10.9.0.1"]).unwrap();
+        let pids = vec![
+            c.controller_pid().unwrap(),
+            lab.nb().server().unwrap().pid().unwrap(),
+            r.pids().0.unwrap(),
+            r.pids().1.unwrap(),
+        ];
+        tx.send((
+            pids,
+            vec![c.netns().name().to_string(), r.netns().name().to_string()],
+            vec![lab.dir().to_path_buf(), r.dir().to_path_buf()],
+        ))
+        .unwrap();
+        panic!("deliberate panic with a running lab");
+    })
+    .join();
+    assert!(result.is_err());
+    let (pids, namespaces, dirs) = rx.recv().unwrap();
+    for pid in pids {
+        assert!(!pid_alive(pid), "pid {pid} still alive");
+    }
+    for ns in namespaces {
+        assert!(!netns_exists(&ns), "namespace {ns} still exists");
+    }
+    for d in dirs {
+        assert!(!d.exists(), "{} still exists", d.display());
+    }
 }

@@ -1,1 +1,67 @@
-fn main() {}
+//! `ovn-route`: dynamic routing for OVN virtual networks.
+
+mod db;
+mod lab;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Dynamic routing for OVN virtual networks: expose workloads through BGP, exchange routes driven by
+/// OVN's dynamic-routing options, reach OVN networks from the host, and peer networks.
+#[derive(Parser, Debug)]
+#[command(name = "ovn-route", version, about, long_about)]
+struct Cli {
+    /// Log filter (tracing syntax, e.g. `info`, `ovsdb=debug`); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Inspect OVSDB databases exactly as the agent sees them.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Run the built-in lab: real OVN, OVS and FRR daemons in temporary directories and namespaces.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
+}
+
+fn init_logging(filter: Option<&str>, json: bool, default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Db(_) => "warn",
+        Command::Lab(_) => "info",
+    };
+    init_logging(cli.log.as_deref(), cli.log_json, default_level);
+    match cli.command {
+        Command::Db(cmd) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(db::run(cmd))
+        }
+        Command::Lab(cmd) => lab::run(cmd),
+    }
+}

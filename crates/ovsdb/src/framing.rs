@@ -159,7 +159,11 @@ mod tests {
                 d.extend(c);
                 got.extend(all(&mut d));
             }
-            assert_eq!(got, vec![r#"{"a":"}{\"x"}"#, "[1,[2]]", r#"{"b":{"c":"\\"}}"#], "chunk {chunk}");
+            assert_eq!(
+                got,
+                vec![r#"{"a":"}{\"x"}"#, "[1,[2]]", r#"{"b":{"c":"\\"}}"#],
+                "chunk {chunk}"
+            );
         }
     }
 

@@ -36,9 +36,7 @@ impl Remote {
                 Ok(Remote::Unix(PathBuf::from(rest)))
             }
             "tcp" | "ssl" => {
-                let (host, port) = rest
-                    .rsplit_once(':')
-                    .ok_or_else(|| bad("missing :PORT"))?;
+                let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing :PORT"))?;
                 let host = host.trim_start_matches('[').trim_end_matches(']');
                 if host.is_empty() {
                     return Err(bad("missing host"));
@@ -60,7 +58,9 @@ impl Remote {
                     Remote::Ssl(addr)
                 })
             }
-            "ptcp" | "pssl" | "punix" => Err(bad("passive remotes are for servers; use tcp:, ssl: or unix:")),
+            "ptcp" | "pssl" | "punix" => Err(bad(
+                "passive remotes are for servers; use tcp:, ssl: or unix:",
+            )),
             _ => Err(bad("unknown scheme; expected tcp:, ssl: or unix:")),
         }
     }
@@ -103,15 +103,33 @@ mod tests {
 
     #[test]
     fn parses() {
-        assert_eq!(Remote::parse("tcp:127.0.0.1:6641").unwrap().to_string(), "tcp:127.0.0.1:6641");
-        assert_eq!(Remote::parse("ssl:[::1]:6641").unwrap().to_string(), "ssl:[::1]:6641");
-        assert_eq!(Remote::parse("unix:/run/ovn/ovnnb_db.sock").unwrap().to_string(), "unix:/run/ovn/ovnnb_db.sock");
+        assert_eq!(
+            Remote::parse("tcp:127.0.0.1:6641").unwrap().to_string(),
+            "tcp:127.0.0.1:6641"
+        );
+        assert_eq!(
+            Remote::parse("ssl:[::1]:6641").unwrap().to_string(),
+            "ssl:[::1]:6641"
+        );
+        assert_eq!(
+            Remote::parse("unix:/run/ovn/ovnnb_db.sock")
+                .unwrap()
+                .to_string(),
+            "unix:/run/ovn/ovnnb_db.sock"
+        );
         assert_eq!(Remote::parse_list("tcp:a:1, tcp:b:2").unwrap().len(), 2);
     }
 
     #[test]
     fn errors_name_value() {
-        for bad in ["tcp:1.2.3.4", "tcp:1.2.3.4:x", "udp:1:2", "unix:", "ptcp:6641", "foo"] {
+        for bad in [
+            "tcp:1.2.3.4",
+            "tcp:1.2.3.4:x",
+            "udp:1:2",
+            "unix:",
+            "ptcp:6641",
+            "foo",
+        ] {
             let e = Remote::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }

@@ -49,7 +49,11 @@ impl TableLayout {
         };
         let types: Vec<ColumnType> = cols.iter().map(|c| schema.columns[c].ty.clone()).collect();
         let defaults = types.iter().map(ColumnType::default_datum).collect();
-        let index = cols.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect();
+        let index = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i))
+            .collect();
         (
             TableLayout {
                 name: schema.name.clone(),
@@ -283,6 +287,33 @@ impl Replica {
         Json::Object(out)
     }
 
+    /// Applies `<table-updates2>` given as JSON (as in an `update2` notification) and returns the net
+    /// change. For building replicas from fixtures in tests of code that reads them.
+    pub fn apply_json_updates2(&mut self, updates: &Json) -> Result<ChangeSet, serde_json::Error> {
+        let layouts: HashMap<String, TableLayout> = self
+            .tables
+            .iter()
+            .map(|(n, t)| (n.clone(), (*t.layout).clone()))
+            .collect();
+        let parsed = UpdatesSeed {
+            layouts: &layouts,
+            v1: false,
+        }
+        .deserialize(updates)?;
+        Ok(self.apply(parsed))
+    }
+
+    /// An empty replica with every table of `schema` (all columns), or only `tables` when given.
+    pub fn for_schema(schema: &crate::DatabaseSchema, tables: Option<&[&str]>) -> Self {
+        Replica::new(
+            schema
+                .tables
+                .values()
+                .filter(|t| tables.is_none_or(|l| l.contains(&t.name.as_str())))
+                .map(|t| TableLayout::new(t, None).0),
+        )
+    }
+
     /// Applies incremental updates and returns their net effect.
     pub(crate) fn apply(&mut self, updates: TableUpdates) -> ChangeSet {
         let mut cs = ChangeSet::default();
@@ -318,7 +349,7 @@ impl Replica {
                         };
                         let old = row.clone();
                         for (i, d) in diffs {
-                            row.values[i].apply_diff(d, layout.types[i].is_scalar());
+                            row.values[i].apply_diff(d, layout.types[i].diff_is_new_value());
                         }
                         let changed = changed_columns(&layout, &old, row);
                         if !changed.is_empty() {
@@ -339,7 +370,11 @@ impl Replica {
 
     /// Replaces the whole content with a full dump (and possibly new layouts), returning only the real
     /// net change: rows that did not change are not reported.
-    pub(crate) fn replace(&mut self, layouts: Vec<TableLayout>, updates: TableUpdates) -> ChangeSet {
+    pub(crate) fn replace(
+        &mut self,
+        layouts: Vec<TableLayout>,
+        updates: TableUpdates,
+    ) -> ChangeSet {
         let mut fresh = Replica::new(layouts);
         fresh.apply(updates);
         let mut cs = ChangeSet::default();
@@ -370,7 +405,11 @@ impl Replica {
                     for (u, old_row) in &old_t.rows {
                         match new_t.rows.get(u) {
                             None => tc.deleted.push((*u, old_row.clone())),
-                            Some(_) => tc.modified.push((*u, new_t.layout.columns.clone(), old_row.clone())),
+                            Some(_) => tc.modified.push((
+                                *u,
+                                new_t.layout.columns.clone(),
+                                old_row.clone(),
+                            )),
                         }
                     }
                     tc.inserted = new_t
@@ -438,7 +477,10 @@ impl<'de> Visitor<'de> for UpdatesSeed<'_> {
         while let Some(table) = map.next_key::<String>()? {
             match self.layouts.get(&table) {
                 Some(layout) => {
-                    let rows = map.next_value_seed(TableSeed { layout, v1: self.v1 })?;
+                    let rows = map.next_value_seed(TableSeed {
+                        layout,
+                        v1: self.v1,
+                    })?;
                     out.push((table, rows));
                 }
                 None => {
@@ -508,19 +550,25 @@ impl<'de> Visitor<'de> for RowUpdateSeed<'_> {
                     result = Some(RowUpdate::Put(map.next_value_seed(RowSeed(self.layout))?))
                 }
                 (false, "modify") => {
-                    result = Some(RowUpdate::Modify(map.next_value_seed(RowSeed(self.layout))?))
+                    result = Some(RowUpdate::Modify(
+                        map.next_value_seed(RowSeed(self.layout))?,
+                    ))
                 }
                 (false, "delete") => {
                     map.next_value::<IgnoredAny>()?;
                     result = Some(RowUpdate::Delete);
                 }
-                (true, "new") => result = Some(RowUpdate::Put(map.next_value_seed(RowSeed(self.layout))?)),
+                (true, "new") => {
+                    result = Some(RowUpdate::Put(map.next_value_seed(RowSeed(self.layout))?))
+                }
                 (true, "old") => {
                     map.next_value::<IgnoredAny>()?;
                     saw_old = true;
                 }
                 (_, other) => {
-                    return Err(de::Error::custom(format!("unknown row update member {other:?}")));
+                    return Err(de::Error::custom(format!(
+                        "unknown row update member {other:?}"
+                    )));
                 }
             }
         }
@@ -589,17 +637,32 @@ mod tests {
     fn insert_modify_delete() {
         let l = layouts();
         let mut r = Replica::new(l.values().cloned());
-        let cs = r.apply(parse(&l, json!({"A": {U: {"insert": {"n": "x", "s": 1}}}}), false));
+        let cs = r.apply(parse(
+            &l,
+            json!({"A": {U: {"insert": {"n": "x", "s": 1}}}}),
+            false,
+        ));
         assert_eq!(cs.tables["A"].inserted.len(), 1);
-        let row = r.table("A").unwrap().get(&Uuid::parse_str(U).unwrap()).unwrap();
+        let row = r
+            .table("A")
+            .unwrap()
+            .get(&Uuid::parse_str(U).unwrap())
+            .unwrap();
         assert_eq!(row.get("m"), Some(&Datum::empty_map()));
         let cs = r.apply(parse(
             &l,
             json!({"A": {U: {"modify": {"s": ["set", [1, 2]], "m": ["map", [["k", "v"]]]}}}}),
             false,
         ));
-        assert_eq!(cs.tables["A"].modified[0].1, vec!["m".to_string(), "s".to_string()]);
-        let row = r.table("A").unwrap().get(&Uuid::parse_str(U).unwrap()).unwrap();
+        assert_eq!(
+            cs.tables["A"].modified[0].1,
+            vec!["m".to_string(), "s".to_string()]
+        );
+        let row = r
+            .table("A")
+            .unwrap()
+            .get(&Uuid::parse_str(U).unwrap())
+            .unwrap();
         assert_eq!(row.get("s").unwrap().to_json(), json!(2));
         let cs = r.apply(parse(&l, json!({"A": {U: {"delete": null}}}), false));
         assert_eq!(cs.tables["A"].deleted.len(), 1);
@@ -612,10 +675,53 @@ mod tests {
         let mut r = Replica::new(l.values().cloned());
         r.apply(parse(&l, json!({"A": {U: {"insert": {"n": "x"}}}}), false));
         let layouts: Vec<_> = l.values().cloned().collect();
-        let cs = r.replace(layouts.clone(), parse(&l, json!({"A": {U: {"initial": {"n": "x"}}}}), false));
+        let cs = r.replace(
+            layouts.clone(),
+            parse(&l, json!({"A": {U: {"initial": {"n": "x"}}}}), false),
+        );
         assert!(cs.is_empty(), "{cs:?}");
-        let cs = r.replace(layouts, parse(&l, json!({"A": {U: {"initial": {"n": "y"}}}}), false));
+        let cs = r.replace(
+            layouts,
+            parse(&l, json!({"A": {U: {"initial": {"n": "y"}}}}), false),
+        );
         assert_eq!(cs.tables["A"].modified.len(), 1);
+    }
+
+    #[test]
+    fn optional_column_modify_carries_new_value() {
+        let s = DatabaseSchema::from_json(&json!({"name": "T", "tables": {"A": {"columns": {
+            "o": {"type": {"key": "integer", "min": 0, "max": 1}}}}}}))
+        .unwrap();
+        let (l, _) = TableLayout::new(s.table("A").unwrap(), None);
+        let l: HashMap<String, TableLayout> = [("A".to_string(), l)].into();
+        let mut r = Replica::new(l.values().cloned());
+        r.apply(parse(&l, json!({"A": {U: {"insert": {"o": 1}}}}), false));
+        // 1 -> 2 is sent as the new value 2, and 2 -> unset as the empty set.
+        r.apply(parse(&l, json!({"A": {U: {"modify": {"o": 2}}}}), false));
+        let u = Uuid::parse_str(U).unwrap();
+        assert_eq!(
+            r.table("A")
+                .unwrap()
+                .get(&u)
+                .unwrap()
+                .get("o")
+                .unwrap()
+                .to_json(),
+            json!(2)
+        );
+        r.apply(parse(
+            &l,
+            json!({"A": {U: {"modify": {"o": ["set", []]}}}}),
+            false,
+        ));
+        assert!(r
+            .table("A")
+            .unwrap()
+            .get(&u)
+            .unwrap()
+            .get("o")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -179,7 +179,8 @@ impl Connection {
             let probe = opts.probe_interval;
             let max = opts.max_message_size;
             tokio::spawn(async move {
-                let reason = read_loop(&remote, &mut rd, &out, &pending, &note_tx, probe, max).await;
+                let reason =
+                    read_loop(&remote, &mut rd, &out, &pending, &note_tx, probe, max).await;
                 debug!(%remote, %reason, "connection closed");
                 closed.lock().unwrap().get_or_insert(reason.clone());
                 let waiting: Vec<_> = pending.lock().unwrap().drain().collect();
@@ -230,8 +231,9 @@ impl Connection {
             .lock()
             .unwrap()
             .insert(id, (method.to_string(), tx));
-        let msg = serde_json::to_vec(&serde_json::json!({"id": id, "method": method, "params": params}))
-            .expect("requests serialize");
+        let msg =
+            serde_json::to_vec(&serde_json::json!({"id": id, "method": method, "params": params}))
+                .expect("requests serialize");
         trace!(remote = %self.remote, method, id, "request");
         if self.out.send(msg).is_err() {
             self.pending.lock().unwrap().remove(&id);
@@ -270,20 +272,18 @@ impl Connection {
     pub async fn get_schema(&self, db: &str) -> Result<crate::DatabaseSchema, Error> {
         match self.call("get_schema", &serde_json::json!([db])).await {
             Ok(j) => crate::DatabaseSchema::from_json(&j),
-            Err(Error::Rpc { error, .. }) if error == "unknown database" => Err(Error::NoSuchDatabase {
-                remote: self.remote.clone(),
-                db: db.to_string(),
-            }),
+            Err(Error::Rpc { error, .. }) if error == "unknown database" => {
+                Err(Error::NoSuchDatabase {
+                    remote: self.remote.clone(),
+                    db: db.to_string(),
+                })
+            }
             Err(e) => Err(e),
         }
     }
 
     /// `transact` on `db`; an operation's error becomes [`Error::Transaction`] naming its index.
-    pub async fn transact(
-        &self,
-        db: &str,
-        ops: &[crate::Operation],
-    ) -> Result<Vec<Json>, Error> {
+    pub async fn transact(&self, db: &str, ops: &[crate::Operation]) -> Result<Vec<Json>, Error> {
         let mut params = vec![Json::String(db.to_string())];
         params.extend(ops.iter().map(crate::Operation::to_json));
         let j = self.call("transact", &Json::Array(params)).await?;
@@ -323,7 +323,9 @@ async fn read_loop(
                     .to_string();
                 }
                 Err(FrameError::Garbage(b)) => {
-                    return format!("protocol error: byte 0x{b:02x} cannot start a JSON-RPC message");
+                    return format!(
+                        "protocol error: byte 0x{b:02x} cannot start a JSON-RPC message"
+                    );
                 }
             }
         }
@@ -338,8 +340,10 @@ async fn read_loop(
                 match tokio::time::timeout_at(deadline.into(), read).await {
                     Ok(r) => r,
                     Err(_) if !probe_sent => {
-                        let echo = serde_json::to_vec(&serde_json::json!({"id": "echo", "method": "echo", "params": []}))
-                            .unwrap();
+                        let echo = serde_json::to_vec(
+                            &serde_json::json!({"id": "echo", "method": "echo", "params": []}),
+                        )
+                        .unwrap();
                         let _ = out.send(echo);
                         probe_sent = true;
                         continue;

@@ -69,6 +69,13 @@ impl ColumnType {
         self.min == 1 && self.max == 1 && self.value.is_none()
     }
 
+    /// True when an `update2` "modify" carries the new value rather than a difference: ovsdb-server
+    /// diffs only composite columns (more than one element allowed); a column of at most one
+    /// element, optional or not, is sent whole.
+    pub fn diff_is_new_value(&self) -> bool {
+        self.max <= 1
+    }
+
     /// True for a map column.
     pub fn is_map(&self) -> bool {
         self.value.is_some()
@@ -183,10 +190,9 @@ impl DatabaseSchema {
                 .and_then(Json::as_object)
                 .ok_or_else(|| bad(format!("table {tname} has no \"columns\" object")))?;
             for (cname, cj) in cjs {
-                let ty = cj
-                    .get("type")
-                    .and_then(ColumnType::parse)
-                    .ok_or_else(|| bad(format!("column {tname}.{cname} has an invalid type: {cj}")))?;
+                let ty = cj.get("type").and_then(ColumnType::parse).ok_or_else(|| {
+                    bad(format!("column {tname}.{cname} has an invalid type: {cj}"))
+                })?;
                 columns.insert(
                     cname.clone(),
                     ColumnSchema {
@@ -237,7 +243,10 @@ mod tests {
         .unwrap();
         let t = s.table("A").unwrap();
         assert!(t.columns["s"].ty.is_scalar());
-        assert_eq!(t.columns["s"].ty.default_datum(), Datum::from(Atom::string("")));
+        assert_eq!(
+            t.columns["s"].ty.default_datum(),
+            Datum::from(Atom::string(""))
+        );
         assert!(!t.columns["o"].ty.is_scalar());
         assert_eq!(t.columns["m"].ty.default_datum(), Datum::empty_map());
         assert_eq!(t.columns["r"].ty.key, AtomicType::Uuid);
@@ -245,8 +254,10 @@ mod tests {
 
     #[test]
     fn bad_type_is_named() {
-        let e = DatabaseSchema::from_json(&json!({"name": "T", "tables": {"A": {"columns": {"x": {"type": "bogus"}}}}}))
-            .unwrap_err();
+        let e = DatabaseSchema::from_json(
+            &json!({"name": "T", "tables": {"A": {"columns": {"x": {"type": "bogus"}}}}}),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("A.x"), "{e}");
     }
 }

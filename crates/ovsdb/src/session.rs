@@ -306,7 +306,11 @@ enum Ended {
     Failed { reason: String, connected: bool },
 }
 
-async fn run(cfg: SessionConfig, shared: Arc<Shared>, mut cmd_rx: mpsc::UnboundedReceiver<Command>) {
+async fn run(
+    cfg: SessionConfig,
+    shared: Arc<Shared>,
+    mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+) {
     let mut backoff = cfg.backoff_min;
     let mut state = LoopState {
         max_index: 0,
@@ -367,7 +371,10 @@ fn failed(reason: impl ToString, connected: bool) -> Ended {
 
 /// Checks a `_Server.Database` row; returns why the member is unusable, if it is.
 fn member_problem(row: &Json, leader_only: bool, max_index: &mut u64) -> Option<String> {
-    let model = row.get("model").and_then(Json::as_str).unwrap_or("standalone");
+    let model = row
+        .get("model")
+        .and_then(Json::as_str)
+        .unwrap_or("standalone");
     if model != "clustered" {
         return None;
     }
@@ -380,7 +387,10 @@ fn member_problem(row: &Json, leader_only: bool, max_index: &mut u64) -> Option<
     if let Some(idx) = row.get("index").and_then(Json::as_i64) {
         let idx = idx as u64;
         if idx < *max_index {
-            return Some(format!("member is stale (raft index {idx}, already saw {})", *max_index));
+            return Some(format!(
+                "member is stale (raft index {idx}, already saw {})",
+                *max_index
+            ));
         }
         *max_index = idx;
     }
@@ -438,8 +448,10 @@ async fn serve(
         Err(e) => return failed(e, false),
     };
     let layouts = layouts_for(cfg, &schema, remote);
-    let by_name: HashMap<String, TableLayout> =
-        layouts.iter().map(|l| (l.name.clone(), l.clone())).collect();
+    let by_name: HashMap<String, TableLayout> = layouts
+        .iter()
+        .map(|l| (l.name.clone(), l.clone()))
+        .collect();
 
     let same_layout = {
         let r = shared.replica.read().unwrap();
@@ -453,7 +465,10 @@ async fn serve(
     let mut method = MonitorMethod::CondSince;
     let since_id = last_txn.unwrap_or_else(Uuid::nil).hyphenated().to_string();
     let mut reply = conn
-        .call_raw("monitor_cond_since", &json!([db, MONITOR_ID, since_req, since_id]))
+        .call_raw(
+            "monitor_cond_since",
+            &json!([db, MONITOR_ID, since_req, since_id]),
+        )
         .await;
     if is_unknown_method(&reply) {
         method = MonitorMethod::Cond;
@@ -464,7 +479,10 @@ async fn serve(
     if is_unknown_method(&reply) {
         method = MonitorMethod::Plain;
         reply = conn
-            .call_raw("monitor", &json!([db, MONITOR_ID, monitor_requests(&layouts, cfg, false)]))
+            .call_raw(
+                "monitor",
+                &json!([db, MONITOR_ID, monitor_requests(&layouts, cfg, false)]),
+            )
             .await;
     }
     let reply = match reply {
@@ -569,7 +587,9 @@ fn layouts_for(cfg: &SessionConfig, schema: &DatabaseSchema, remote: &Remote) ->
     let mut out = vec![];
     for sel in &cfg.tables {
         match schema.table(&sel.table) {
-            None => debug!(%remote, table = %sel.table, "table not in the server's schema; skipped"),
+            None => {
+                debug!(%remote, table = %sel.table, "table not in the server's schema; skipped")
+            }
             Some(ts) => {
                 let (layout, missing) = TableLayout::new(ts, sel.columns.as_deref());
                 if !missing.is_empty() {
@@ -625,7 +645,12 @@ fn handle_command(conn: &Arc<Connection>, shared: &Shared, db: &str, c: Command)
 fn request_lock(conn: &Arc<Connection>, shared: &Shared, name: &str, steal: bool) {
     let conn = conn.clone();
     let name = name.to_string();
-    let sender = shared.locks.lock().unwrap().get(&name).map(|(_, w)| w.clone());
+    let sender = shared
+        .locks
+        .lock()
+        .unwrap()
+        .get(&name)
+        .map(|(_, w)| w.clone());
     let Some(sender) = sender else { return };
     tokio::spawn(async move {
         let method = if steal { "steal" } else { "lock" };

@@ -262,7 +262,8 @@ impl Operation {
                 conditions,
                 columns,
             } => {
-                let mut o = json!({"op": "select", "table": table, "where": conds_json(conditions)});
+                let mut o =
+                    json!({"op": "select", "table": table, "where": conds_json(conditions)});
                 if let Some(c) = columns {
                     o["columns"] = json!(c);
                 }
@@ -272,7 +273,9 @@ impl Operation {
                 table,
                 conditions,
                 row,
-            } => json!({"op": "update", "table": table, "where": conds_json(conditions), "row": row_json(row)}),
+            } => {
+                json!({"op": "update", "table": table, "where": conds_json(conditions), "row": row_json(row)})
+            }
             Operation::Mutate {
                 table,
                 conditions,
@@ -324,7 +327,10 @@ pub(crate) fn check_results(remote: &str, reply: Json, n_ops: usize) -> Result<V
     if results.len() < n_ops {
         return Err(Error::Protocol {
             remote: remote.to_string(),
-            reason: format!("transact reply has {} results for {n_ops} operations", results.len()),
+            reason: format!(
+                "transact reply has {} results for {n_ops} operations",
+                results.len()
+            ),
         });
     }
     Ok(results)

@@ -61,7 +61,8 @@ pub async fn connect(
             Remote::Ssl(addr) => {
                 let cfg = ssl.ok_or_else(|| Error::Tls {
                     remote: remote.to_string(),
-                    reason: "ssl: remote needs a private key, certificate and CA certificate".into(),
+                    reason: "ssl: remote needs a private key, certificate and CA certificate"
+                        .into(),
                 })?;
                 let connector = tls_connector(remote, cfg)?;
                 let tcp = TcpStream::connect(addr)
@@ -80,14 +81,18 @@ pub async fn connect(
                         remote: remote.to_string(),
                         reason: e.to_string(),
                     })?;
-                let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| Error::Tls {
-                    remote: remote.to_string(),
-                    reason: e.to_string(),
-                })?;
-                Pin::new(&mut stream).connect().await.map_err(|e| Error::Tls {
-                    remote: remote.to_string(),
-                    reason: describe_handshake(&e, &stream),
-                })?;
+                let mut stream =
+                    tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| Error::Tls {
+                        remote: remote.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                Pin::new(&mut stream)
+                    .connect()
+                    .await
+                    .map_err(|e| Error::Tls {
+                        remote: remote.to_string(),
+                        reason: describe_handshake(&e, &stream),
+                    })?;
                 Ok(Box::new(stream) as Box<dyn Stream>)
             }
         }
@@ -129,7 +134,13 @@ fn tls_connector(remote: &Remote, cfg: &SslConfig) -> Result<SslConnector, Error
         .map_err(|e| tls("cannot load certificate", &cfg.certificate, e))?;
     b.set_ca_file(&cfg.ca_cert)
         .map_err(|e| tls("cannot load CA certificate", &cfg.ca_cert, e))?;
-    b.check_private_key().map_err(|e| tls("private key does not match certificate", &cfg.certificate, e))?;
+    b.check_private_key().map_err(|e| {
+        tls(
+            "private key does not match certificate",
+            &cfg.certificate,
+            e,
+        )
+    })?;
     b.set_verify(SslVerifyMode::PEER);
     Ok(b.build())
 }

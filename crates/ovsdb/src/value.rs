@@ -286,11 +286,11 @@ impl Datum {
         self.len() == 0
     }
 
-    /// Applies an `update2` "modify" difference to this datum (ovsdb-server(7) 4.1.14): for a scalar column
-    /// the difference is the new value; for a set, the symmetric difference; for a map, keys only in one
-    /// side are toggled and keys in both take the new value.
-    pub fn apply_diff(&mut self, diff: Datum, scalar: bool) {
-        if scalar {
+    /// Applies an `update2` "modify" difference to this datum (ovsdb-server(7) 4.1.14): for a column of
+    /// at most one element (`new_value`) the difference is the new value; for a set, the symmetric
+    /// difference; for a map, keys only in one side are toggled and keys in both take the new value.
+    pub fn apply_diff(&mut self, diff: Datum, new_value: bool) {
+        if new_value {
             *self = diff;
             return;
         }
@@ -619,7 +619,11 @@ mod tests {
     fn map_diff() {
         let mut d = Datum::map([("a".into(), "1".into()), ("b".into(), "2".into())]);
         d.apply_diff(
-            Datum::map([("a".into(), "1".into()), ("b".into(), "3".into()), ("c".into(), "4".into())]),
+            Datum::map([
+                ("a".into(), "1".into()),
+                ("b".into(), "3".into()),
+                ("c".into(), "4".into()),
+            ]),
             false,
         );
         assert_eq!(

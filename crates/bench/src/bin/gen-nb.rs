@@ -120,7 +120,8 @@ struct Ids {
 
 impl Ids {
     fn raw(&self, kind: u64, idx: u64) -> u64 {
-        mix(mix(self.seed ^ kind.wrapping_mul(0x0100_0000_01B3)) ^ mix(idx.wrapping_add(kind << 40)))
+        mix(mix(self.seed ^ kind.wrapping_mul(0x0100_0000_01B3))
+            ^ mix(idx.wrapping_add(kind << 40)))
     }
 
     /// A version-4-formatted UUID.
@@ -149,8 +150,14 @@ impl Ids {
 
     /// A unique `fa:16:3e:xx:xx:xx` MAC for a counter below 2^24 (bijective scramble).
     fn mac(&self, counter: u64) -> String {
-        let v = ((counter.wrapping_mul(0x9E_3779) & 0xff_ffff) ^ (self.raw(K_MAC, 0) & 0xff_ffff)) & 0xff_ffff;
-        format!("fa:16:3e:{:02x}:{:02x}:{:02x}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+        let v = ((counter.wrapping_mul(0x9E_3779) & 0xff_ffff) ^ (self.raw(K_MAC, 0) & 0xff_ffff))
+            & 0xff_ffff;
+        format!(
+            "fa:16:3e:{:02x}:{:02x}:{:02x}",
+            v >> 16,
+            (v >> 8) & 0xff,
+            v & 0xff
+        )
     }
 }
 
@@ -169,7 +176,10 @@ fn str_set(ss: &[String]) -> Value {
 }
 
 fn smap(pairs: &[(&str, String)]) -> Value {
-    json!(["map", pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()])
+    json!([
+        "map",
+        pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()
+    ])
 }
 
 fn insert(table: &str, uuid: &str, row: Value) -> Value {
@@ -210,12 +220,17 @@ impl Plan {
     fn new(c: Counts) -> anyhow::Result<Plan> {
         let t = c.tenant_nets;
         anyhow::ensure!(t > 0, "need at least one tenant network");
-        anyhow::ensure!(c.ext_nets <= 16, "at most 16 provider networks (172.16-31.0.0/16)");
+        anyhow::ensure!(
+            c.ext_nets <= 16,
+            "at most 16 provider networks (172.16-31.0.0/16)"
+        );
         anyhow::ensure!(t <= 65_536, "at most 65,536 tenant networks (10.x.y.0/24)");
         let base = c.lsps / t;
         let rem = c.lsps % t;
         anyhow::ensure!(base < 250, "at most ~250 ports per /24 network");
-        let net_ports: Vec<u32> = (0..t).map(|i| (base + usize::from(i < rem)) as u32).collect();
+        let net_ports: Vec<u32> = (0..t)
+            .map(|i| (base + usize::from(i < rem)) as u32)
+            .collect();
         let mut port_base = Vec::with_capacity(t);
         let mut acc = 0u64;
         for &n in &net_ports {
@@ -250,7 +265,18 @@ impl Plan {
         }
         let hosts = (c.lsps as u64 / 200).max(10);
         let projects = (t as u64 / 5).max(1);
-        Ok(Plan { c, net_ports, port_base, router_nets, net_router, router_lbs, lb_router, hosts, projects, gw_chassis: 9 })
+        Ok(Plan {
+            c,
+            net_ports,
+            port_base,
+            router_nets,
+            net_router,
+            router_lbs,
+            lb_router,
+            hosts,
+            projects,
+            gw_chassis: 9,
+        })
     }
 
     fn mac_rif(&self, t: usize) -> u64 {
@@ -331,7 +357,10 @@ impl Gen<'_> {
     }
 
     fn project(&self, t: usize) -> String {
-        self.ids.hex32(K_PROJECT, self.ids.pick(K_PROJECT, t as u64, self.plan.projects))
+        self.ids.hex32(
+            K_PROJECT,
+            self.ids.pick(K_PROJECT, t as u64, self.plan.projects),
+        )
     }
 
     fn lb_vip(&self, b: usize) -> (usize, String) {
@@ -369,11 +398,20 @@ impl Gen<'_> {
         let pool = self.ids.uuid(K_POOL, b as u64);
         let subnet = self.ids.uuid(K_SUBNET, t as u64);
         let members: Vec<String> = (0..3).map(|m| format!("10.{x}.{y}.{}", 3 + m)).collect();
-        let backends = members.iter().map(|m| format!("{m}:8080")).collect::<Vec<_>>().join(",");
+        let backends = members
+            .iter()
+            .map(|m| format!("{m}:8080"))
+            .collect::<Vec<_>>()
+            .join(",");
         let pool_members = members
             .iter()
             .enumerate()
-            .map(|(i, m)| format!("member_{}_{m}:8080_{subnet}", self.ids.uuid(K_MEMBER, (b * 4 + i) as u64)))
+            .map(|(i, m)| {
+                format!(
+                    "member_{}_{m}:8080_{subnet}",
+                    self.ids.uuid(K_MEMBER, (b * 4 + i) as u64)
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         insert(
@@ -447,7 +485,12 @@ impl Gen<'_> {
         let net_name = self.net_name(t);
         let project = self.project(t);
         let dual = t % 5 == 0;
-        let cidr6 = format!("fd{:02x}:{:x}:{:x}::", (t >> 16) & 0xff, (t >> 8) & 0xff, t & 0xff);
+        let cidr6 = format!(
+            "fd{:02x}:{:x}:{:x}::",
+            (t >> 16) & 0xff,
+            (t >> 8) & 0xff,
+            t & 0xff
+        );
         let sg_default = ids.uuid(K_SG, ids.pick(K_PROJECT, t as u64, plan.projects));
         let mut port_rows = Vec::new();
         let n = plan.net_ports[t] as usize;
@@ -504,7 +547,14 @@ impl Gen<'_> {
                     ("neutron:host_id", host.clone()),
                     ("neutron:network_name", net_name.clone()),
                     ("neutron:port_capabilities", String::new()),
-                    ("neutron:port_name", if j % 3 == 0 { format!("port-{gi}") } else { String::new() }),
+                    (
+                        "neutron:port_name",
+                        if j % 3 == 0 {
+                            format!("port-{gi}")
+                        } else {
+                            String::new()
+                        },
+                    ),
                     ("neutron:project_id", project.clone()),
                     ("neutron:revision_number", rev),
                     ("neutron:security_group_ids", sgs),
@@ -564,9 +614,10 @@ impl Gen<'_> {
             self.rows.lsp_router += 1;
         }
         let lbs: Vec<String> = match plan.net_router[t] {
-            Some(r) if plan.router_nets[r].first() == Some(&t) => {
-                plan.router_lbs[r].iter().map(|&b| ids.uuid(K_LB_ROW, b as u64)).collect()
-            }
+            Some(r) if plan.router_nets[r].first() == Some(&t) => plan.router_lbs[r]
+                .iter()
+                .map(|&b| ids.uuid(K_LB_ROW, b as u64))
+                .collect(),
             _ => Vec::new(),
         };
         let mut ls = json!({
@@ -778,7 +829,10 @@ impl Gen<'_> {
         ));
         self.rows.static_route += 1;
 
-        let lbs: Vec<String> = plan.router_lbs[r].iter().map(|&b| ids.uuid(K_LB_ROW, b as u64)).collect();
+        let lbs: Vec<String> = plan.router_lbs[r]
+            .iter()
+            .map(|&b| ids.uuid(K_LB_ROW, b as u64))
+            .collect();
         let mut lr = json!({
             "name": router_name,
             "enabled": true,
@@ -833,17 +887,32 @@ impl Server {
         let t0 = Instant::now();
         while !(s.sock.exists() && s.ctl.exists()) {
             if let Some(st) = s.child.try_wait()? {
-                anyhow::bail!("ovsdb-server exited early: {st}; see {}", dir.join("nb.log").display());
+                anyhow::bail!(
+                    "ovsdb-server exited early: {st}; see {}",
+                    dir.join("nb.log").display()
+                );
             }
-            anyhow::ensure!(t0.elapsed() < Duration::from_secs(20), "ovsdb-server did not open its socket");
+            anyhow::ensure!(
+                t0.elapsed() < Duration::from_secs(20),
+                "ovsdb-server did not open its socket"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(s)
     }
 
     fn appctl(&self, cmd: &str) -> anyhow::Result<String> {
-        let out = Command::new("ovs-appctl").arg("-t").arg(&self.ctl).arg("--timeout=600").arg(cmd).output()?;
-        anyhow::ensure!(out.status.success(), "ovs-appctl {cmd}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(&self.ctl)
+            .arg("--timeout=600")
+            .arg(cmd)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ovs-appctl {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -878,7 +947,11 @@ impl Drop for Server {
 fn counts(a: &Args) -> Counts {
     let sc = |n: f64| (n * a.scale).round() as usize;
     let switches = a.switches.unwrap_or_else(|| sc(10_000.0)).max(2);
-    let ext_nets = a.ext_nets.unwrap_or_else(|| sc(10.0)).max(1).min(switches - 1);
+    let ext_nets = a
+        .ext_nets
+        .unwrap_or_else(|| sc(10.0))
+        .max(1)
+        .min(switches - 1);
     Counts {
         switches,
         ext_nets,
@@ -912,7 +985,9 @@ fn main() -> anyhow::Result<()> {
 
     let t_start = Instant::now();
     let plan = Plan::new(c)?;
-    let work = args.cache_dir.join(format!("tmp-{key}-{}", std::process::id()));
+    let work = args
+        .cache_dir
+        .join(format!("tmp-{key}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let result = generate(&args, &plan, &work, &db_path, &meta_path, t_start);
@@ -924,9 +999,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn generate(args: &Args, plan: &Plan, work: &Path, db_path: &Path, meta_path: &Path, t_start: Instant) -> anyhow::Result<()> {
+fn generate(
+    args: &Args,
+    plan: &Plan,
+    work: &Path,
+    db_path: &Path,
+    meta_path: &Path,
+    t_start: Instant,
+) -> anyhow::Result<()> {
     let db = work.join("nb.db");
-    let st = Command::new("ovsdb-tool").arg("create").arg(&db).arg(&args.schema).status()?;
+    let st = Command::new("ovsdb-tool")
+        .arg("create")
+        .arg(&db)
+        .arg(&args.schema)
+        .status()?;
     anyhow::ensure!(st.success(), "ovsdb-tool create failed");
     let server = Server::start(work, &db)?;
 
@@ -939,7 +1025,8 @@ fn generate(args: &Args, plan: &Plan, work: &Path, db_path: &Path, meta_path: &P
     let reader = std::thread::spawn(move || -> anyhow::Result<usize> {
         let expected = rx_count.recv().unwrap_or(usize::MAX);
         let mut got = 0usize;
-        let de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, reader_stream));
+        let de =
+            serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, reader_stream));
         for msg in de.into_iter::<Value>() {
             let msg = msg?;
             if msg.get("method").is_some() {
@@ -947,13 +1034,20 @@ fn generate(args: &Args, plan: &Plan, work: &Path, db_path: &Path, meta_path: &P
             }
             got += 1;
             let errs: Vec<&Value> = match msg.get("result").and_then(Value::as_array) {
-                Some(results) => results.iter().filter(|r| r.get("error").is_some()).collect(),
+                Some(results) => results
+                    .iter()
+                    .filter(|r| r.get("error").is_some())
+                    .collect(),
                 None => vec![&msg],
             };
             if !errs.is_empty() || !msg["error"].is_null() {
                 failed_r.store(true, Ordering::SeqCst);
                 let text = serde_json::to_string(&errs)?;
-                eprintln!("gen-nb: transaction {} failed: {}", msg["id"], &text[..text.len().min(2000)]);
+                eprintln!(
+                    "gen-nb: transaction {} failed: {}",
+                    msg["id"],
+                    &text[..text.len().min(2000)]
+                );
             }
             if got == expected {
                 break;
@@ -962,21 +1056,26 @@ fn generate(args: &Args, plan: &Plan, work: &Path, db_path: &Path, meta_path: &P
         Ok(got)
     });
 
-    let mut g = Gen { ids: Ids { seed: args.seed }, plan, rows: RowCounts::default() };
+    let mut g = Gen {
+        ids: Ids { seed: args.seed },
+        plan,
+        rows: RowCounts::default(),
+    };
     let mut w = std::io::BufWriter::with_capacity(1 << 20, &stream);
     let mut sent = 0usize;
     let mut bytes_sent = 0usize;
-    let mut send = |ops: Vec<Value>, w: &mut std::io::BufWriter<&UnixStream>| -> anyhow::Result<()> {
-        let mut params = vec![json!(DB)];
-        params.extend(ops);
-        let req = json!({"method": "transact", "params": params, "id": sent});
-        let buf = serde_json::to_vec(&req)?;
-        bytes_sent += buf.len();
-        w.write_all(&buf)?;
-        w.flush()?;
-        sent += 1;
-        Ok(())
-    };
+    let mut send =
+        |ops: Vec<Value>, w: &mut std::io::BufWriter<&UnixStream>| -> anyhow::Result<()> {
+            let mut params = vec![json!(DB)];
+            params.extend(ops);
+            let req = json!({"method": "transact", "params": params, "id": sent});
+            let buf = serde_json::to_vec(&req)?;
+            bytes_sent += buf.len();
+            w.write_all(&buf)?;
+            w.flush()?;
+            sent += 1;
+            Ok(())
+        };
 
     // First transaction: NB_Global, provider networks, load balancers.
     let mut ops = vec![g.nb_global()];
@@ -1033,7 +1132,9 @@ fn generate(args: &Args, plan: &Plan, work: &Path, db_path: &Path, meta_path: &P
     drop(w);
     let _ = tx_count.send(sent);
     let t_sent = t_start.elapsed();
-    let got = reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+    let got = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
     anyhow::ensure!(got == sent, "got {got} replies for {sent} transactions");
     anyhow::ensure!(!failed.load(Ordering::SeqCst), "some transactions failed");
     let t_txn = t_start.elapsed();
@@ -1058,7 +1159,10 @@ fn generate(args: &Args, plan: &Plan, work: &Path, db_path: &Path, meta_path: &P
     m.insert("transactions".into(), json!(sent));
     m.insert("request_bytes".into(), json!(bytes_sent));
     m.insert("gen_and_send_s".into(), json!(round3(t_sent.as_secs_f64())));
-    m.insert("transactions_done_s".into(), json!(round3(t_txn.as_secs_f64())));
+    m.insert(
+        "transactions_done_s".into(),
+        json!(round3(t_txn.as_secs_f64())),
+    );
     m.insert("compact_s".into(), json!(round3(t_compact.as_secs_f64())));
     m.insert("total_s".into(), json!(round3(total.as_secs_f64())));
     m.insert(
@@ -1081,7 +1185,11 @@ fn generate(args: &Args, plan: &Plan, work: &Path, db_path: &Path, meta_path: &P
     );
     let meta = serde_json::to_string_pretty(&Value::Object(m))?;
     std::fs::write(meta_path, format!("{meta}\n"))?;
-    eprintln!("gen-nb: generated {} in {:.2} s", db_path.display(), total.as_secs_f64());
+    eprintln!(
+        "gen-nb: generated {} in {:.2} s",
+        db_path.display(),
+        total.as_secs_f64()
+    );
     eprintln!("{meta}");
     Ok(())
 }
