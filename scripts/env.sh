@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts in this directory (not run on its own).
 # Makes cargo, rustup and the system tools findable whatever the caller's PATH is:
 # `sudo` (secure_path drops ~/.cargo/bin), CI's environment, a bare root shell.

@@ -131,6 +131,7 @@ find "$R" -mindepth 1 -delete
 BUILD_OK=1
 NTESTS=0
 if [ "$SELFTEST_ONLY" -eq 0 ]; then
+    command -v cargo >/dev/null || die "cargo not found (run scripts/install-deps.sh)"
     log "building test executables: cargo test --workspace --no-run (in $WS)"
     if ! cargo test --workspace --no-run --message-format=json-render-diagnostics >"$R/build.json"; then
         BUILD_OK=0

@@ -3,7 +3,6 @@
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -118,6 +117,27 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<Vec<u8>> 
     rx
 }
 
+/// TCP ports in LISTEN state in the network namespace of process `pid`.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for file in ["tcp", "tcp6"] {
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() > 3 && fields[3] == "0A" {
+                if let Some((_, port)) = fields[1].rsplit_once(':') {
+                    if let Ok(p) = u16::from_str_radix(port, 16) {
+                        ports.push(p);
+                    }
+                }
+            }
+        }
+    }
+    ports
+}
+
 /// Sends `sig` to process `pid`, ignoring errors (the process may already be gone).
 pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
@@ -150,7 +170,8 @@ pub(crate) struct DaemonSpec {
     /// Files (sockets) that exist once it is ready; removed before every start. The text
     /// `{pid}` in a path stands for the process id (for daemons without `--unixctl`).
     pub ready_paths: Vec<PathBuf>,
-    /// Local TCP ports that accept connections once it is ready.
+    /// TCP ports it listens on once it is ready (checked in its own network namespace through
+    /// `/proc/<pid>/net/tcp`, without connecting).
     pub ready_ports: Vec<u16>,
 }
 
@@ -245,11 +266,10 @@ impl Daemon {
         loop {
             self.check_alive()?;
             let paths_ok = self.ready_paths().iter().all(|p| p.exists());
-            let ports_ok = paths_ok
-                && self.spec.ready_ports.iter().all(|&port| {
-                    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-                    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-                });
+            let ports_ok = paths_ok && {
+                let listening = self.pid().map(listening_ports).unwrap_or_default();
+                self.spec.ready_ports.iter().all(|p| listening.contains(p))
+            };
             if paths_ok && ports_ok {
                 return Ok(());
             }

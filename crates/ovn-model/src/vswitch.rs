@@ -12,26 +12,6 @@ view! {
     }
 }
 
-impl OpenVSwitch<'_> {
-    /// The chassis name (`external_ids:system-id`).
-    pub fn system_id(&self) -> Option<&str> {
-        self.external_ids().get("system-id")
-    }
-
-    /// `external_ids:ovn-bridge-mappings` as (network, bridge) pairs; malformed entries are skipped.
-    pub fn bridge_mappings(&self) -> Vec<(&str, &str)> {
-        self.external_ids()
-            .get("ovn-bridge-mappings")
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|m| {
-                let (net, br) = m.trim().split_once(':')?;
-                (!net.is_empty() && !br.is_empty()).then_some((net, br))
-            })
-            .collect()
-    }
-}
-
 view! {
     /// `Bridge`.
     Bridge = "Bridge" {

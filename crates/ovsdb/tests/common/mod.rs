@@ -221,10 +221,11 @@ pub async fn assert_replica_matches(session: &Session, remote: &str, db: &str, t
 /// Waits (at most `WAIT`) until the session status satisfies `f`.
 pub async fn wait_status(session: &Session, what: &str, f: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
     let mut w = session.watch_status();
-    match tokio::time::timeout(WAIT, w.wait_for(|s| f(s))).await {
-        Ok(Ok(s)) => s.clone(),
-        _ => panic!("timed out waiting for {what}; status: {:?}", session.status()),
-    }
+    let res = match tokio::time::timeout(WAIT, w.wait_for(|s| f(s))).await {
+        Ok(Ok(s)) => Some(s.clone()),
+        _ => None,
+    };
+    res.unwrap_or_else(|| panic!("timed out waiting for {what}; status: {:?}", session.status()))
 }
 
 /// Polls `f` (at most `WAIT`) until it returns `Some`.
