@@ -186,7 +186,7 @@ if [ "$NTESTS" -eq 0 ]; then
     if [ "$SELFTEST_ONLY" -eq 1 ]; then
         log "--selftest-only: no rust tests"
     else
-        log "0 rust kernel-tier tests found${FILTER:+ matching \"$FILTER\"}"
+        log "found no kernel_tier_ tests${FILTER:+ matching \"$FILTER\"} in $WS"
     fi
 fi
 

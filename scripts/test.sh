@@ -57,6 +57,12 @@ if ! command -v cargo >/dev/null; then
     log "ERROR: cargo not found (run scripts/install-deps.sh)" >&2
     exit 1
 fi
+# Output goes through tee, so the tools see no terminal: keep colours when there is one.
+FMT_COLOR=never
+if [ -t 1 ]; then
+    export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-always}
+    FMT_COLOR=always
+fi
 LOGS=${CARGO_TARGET_DIR:-$REPO/target}/test-logs
 mkdir -p "$LOGS"
 
@@ -80,7 +86,7 @@ run_step() { # run_step NAME TIMEOUT_SECONDS CMD...
 }
 
 if [ "$LINT" -eq 1 ]; then
-    run_step fmt 300 cargo fmt --all -- --check
+    run_step fmt 300 cargo fmt --all -- --check --color "$FMT_COLOR"
     run_step clippy 1200 cargo clippy --workspace --all-targets -- -D warnings
 fi
 if [ "$HOST" -eq 1 ]; then
@@ -93,7 +99,7 @@ if [ "$KERNEL_TIER" -eq 1 ]; then
 fi
 
 # --- recap: every step, then the runners' own summary lines, then one total line ---
-strip() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$@"; }
+strip() { sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][A-Za-z0-9]//g' "$@"; }
 PASSED=0 FAILED=0
 echo
 log "==================== recap ($(($(date +%s) - START)) s) ===================="
@@ -109,6 +115,8 @@ if [ -s "$LOGS/host-tests.log" ]; then
         p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '^[0-9]+' || echo 0)
         f=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '^[0-9]+' || echo 0)
         PASSED=$((PASSED + p)) FAILED=$((FAILED + f))
+    else
+        echo "host tier (nextest): no Summary line: the tests did not run (build failed?), see $LOGS/host-tests.log"
     fi
 fi
 if [ -s "$LOGS/doc-tests.log" ]; then

@@ -166,6 +166,7 @@ impl Chassis {
             let eth = format!("eth-{}", spec.name);
             for a in [
                 "--",
+                "--may-exist",
                 "add-br",
                 "br-phys",
                 "--",

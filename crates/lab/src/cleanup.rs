@@ -69,7 +69,8 @@ fn pidfiles(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 /// Removes what labs whose owning process has died left behind: kills their daemons (found
 /// through the pid files in their directories, and any process whose command line names such a
 /// directory), deletes their `ovnr-<pid>-*` network namespaces and removes their
-/// `/tmp/ovnr-<pid>-*` directories. Labs of live processes are left alone.
+/// `/tmp/ovnr-<pid>-*` directories. Labs of live processes are left alone. Best effort: what
+/// cannot be removed is logged and skipped.
 pub fn cleanup_stale() -> Result<CleanupReport> {
     let mut report = CleanupReport::default();
 
@@ -125,8 +126,11 @@ pub fn cleanup_stale() -> Result<CleanupReport> {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if stale(&name) {
-                run(Command::new("ip").args(["netns", "del", &name]))?;
-                report.namespaces.push(name);
+                match run(Command::new("ip").args(["netns", "del", &name])) {
+                    Ok(_) => report.namespaces.push(name),
+                    // Another process may be cleaning up the same namespace right now.
+                    Err(e) => tracing::warn!("cleanup_stale: {e}"),
+                }
             }
         }
     }

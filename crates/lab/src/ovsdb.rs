@@ -319,7 +319,8 @@ impl OvsdbServer {
             .args(args))
     }
 
-    /// Runs `ovsdb-client ARGS... ` with `--timeout`; the caller names the remote.
+    /// Runs `ovsdb-client --timeout=20 ARGS...` (the arguments name the remote, e.g.
+    /// `["list-dbs", &server.unix_remote()]`).
     pub fn client(&self, args: &[&str]) -> Result<String> {
         run(Command::new("ovsdb-client").arg("--timeout=20").args(args))
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,7 +33,10 @@ pub fn skip_unless_root(test: &str) -> bool {
     if is_root() {
         false
     } else {
-        eprintln!(
+        // Written straight to stderr (not through eprintln!, which the test harness captures)
+        // so that the skip is visible in a normal `cargo test` run.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: the lab needs root (network namespaces, ovs/ovn/frr daemons); \
              run the tests as root"
         );

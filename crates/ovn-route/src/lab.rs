@@ -144,7 +144,7 @@ fn bound_chassis<'a>(sb: &'a Replica, port: &str) -> Option<&'a str> {
 fn show(nb: &Session, sb: &Session) {
     sb.read(|sbr| {
         nb.read(|nbr| {
-            println!("  {:<10} {:<34} {}", "PORT", "ADDRESSES", "CHASSIS");
+            println!("  {:<10} {:<34} CHASSIS", "PORT", "ADDRESSES");
             let mut ports: Vec<_> = LogicalSwitchPort::all(nbr)
                 .filter(|p| p.port_type().is_empty())
                 .collect();

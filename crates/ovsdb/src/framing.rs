@@ -108,6 +108,10 @@ impl FrameDecoder {
                     if self.depth == 0 {
                         let start = self.start.take().unwrap();
                         let end = i + 1;
+                        // A message can arrive whole in one read: the limit applies to it too.
+                        if end - start > self.max {
+                            return Err(FrameError::TooLarge(self.max));
+                        }
                         let frame = if start == 0 && end == n {
                             std::mem::take(&mut self.buf)
                         } else {
@@ -172,6 +176,13 @@ mod tests {
         let mut d = FrameDecoder::new(8);
         d.extend(b"{\"aaaaaaaaaaaa");
         assert_eq!(d.next_frame(), Err(FrameError::TooLarge(8)));
+        let mut d = FrameDecoder::new(8);
+        d.extend(b"{\"a\":\"0123456789\"}");
+        assert_eq!(d.next_frame(), Err(FrameError::TooLarge(8)), "a whole message counts too");
+        let mut d = FrameDecoder::new(8);
+        d.extend(b"[12345,7] {\"a\":1}");
+        assert_eq!(d.next_frame().unwrap().unwrap(), b"[12345,7]", "exactly the limit is fine");
+        assert_eq!(d.next_frame().unwrap().unwrap(), b"{\"a\":1}");
         let mut d = FrameDecoder::new(8);
         d.extend(b"  x");
         assert_eq!(d.next_frame(), Err(FrameError::Garbage(b'x')));

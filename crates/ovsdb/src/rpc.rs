@@ -162,7 +162,9 @@ impl Connection {
                 while let Some(msg) = out_rx.recv().await {
                     if let Err(e) = wr.write_all(&msg).await {
                         let mut c = closed.lock().unwrap();
-                        c.get_or_insert_with(|| format!("write failed: {e}"));
+                        c.get_or_insert_with(|| {
+                            format!("write failed: {}", transport::describe_io_error(&e))
+                        });
                         debug!(%remote, error = %e, "write failed");
                         break;
                     }
@@ -370,7 +372,7 @@ async fn read_loop(
                 last_rx = Instant::now();
                 probe_sent = false;
             }
-            Err(e) => return format!("read failed: {e}"),
+            Err(e) => return format!("read failed: {}", transport::describe_io_error(&e)),
         }
     }
 }

@@ -406,6 +406,9 @@ fn server_row(updates: &Json, db: &str) -> Option<Json> {
                 .or_else(|| u.get("insert"))
                 .or_else(|| u.get("modify"))
         })
+        // Only objects: a malformed row must not reach the merge in `on_notification`, whose
+        // indexing would panic on a non-object.
+        .filter(|r| r.is_object())
         .find(|r| r.get("name").and_then(Json::as_str).is_none_or(|n| n == db))
         .cloned()
 }

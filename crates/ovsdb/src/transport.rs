@@ -91,7 +91,7 @@ pub async fn connect(
                     .await
                     .map_err(|e| Error::Tls {
                         remote: remote.to_string(),
-                        reason: describe_handshake(&e, &stream),
+                        reason: describe_handshake(&e, &stream, cfg),
                     })?;
                 Ok(Box::new(stream) as Box<dyn Stream>)
             }
@@ -107,15 +107,45 @@ pub async fn connect(
     }
 }
 
-fn describe_handshake(e: &openssl::ssl::Error, s: &tokio_openssl::SslStream<TcpStream>) -> String {
+fn describe_handshake(
+    e: &openssl::ssl::Error,
+    s: &tokio_openssl::SslStream<TcpStream>,
+    cfg: &SslConfig,
+) -> String {
     let verify = s.ssl().verify_result();
     if verify != openssl::x509::X509VerifyResult::OK {
         format!(
-            "handshake failed: server certificate rejected: {} (is the CA certificate right?)",
-            verify.error_string()
+            "handshake failed: server certificate rejected: {} (is {} the CA that signed the server's certificate?)",
+            verify.error_string(),
+            cfg.ca_cert.display()
         )
     } else {
         format!("handshake failed: {e}")
+    }
+}
+
+/// Describes a read or write error; a TLS alert about certificates says what it means. (With TLS 1.3
+/// the server checks the client's certificate after the client's side of the handshake is done, so
+/// its refusal arrives as an alert on the first read, not as a handshake error.)
+pub(crate) fn describe_io_error(e: &std::io::Error) -> String {
+    let alert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
+        .and_then(openssl::ssl::Error::ssl_error)
+        .and_then(|stack| {
+            stack
+                .errors()
+                .iter()
+                .filter_map(openssl::error::Error::reason)
+                .find(|r| r.contains("alert"))
+                .map(str::to_string)
+        });
+    match alert {
+        Some(a) if a.contains("certificate") || a.contains("unknown ca") => format!(
+            "the server rejected our client certificate (TLS: {a}); is it signed by a CA the server trusts?"
+        ),
+        Some(a) => format!("TLS: {a}"),
+        None => e.to_string(),
     }
 }
 

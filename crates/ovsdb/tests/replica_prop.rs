@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::*;
-use ovsdb::{
-    Atom, ChangeSet, Condition, ConnectOptions, Connection, Datum, Event, Mutation, Operation, Remote, RowData,
-    Session, Uuid,
-};
 use ovn_route_lab::{OvsdbServer, NB_SCHEMA};
+use ovsdb::{
+    Atom, ChangeSet, Condition, ConnectOptions, Connection, Datum, Event, Mutation, Operation,
+    Remote, RowData, Session, Uuid,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value as Json;
@@ -74,28 +74,80 @@ struct PortSet {
 #[derive(Debug, Clone)]
 enum Nbctl {
     LsAdd(u8),
-    LspAdd { sw: usize, addresses: Vec<String> },
+    LspAdd {
+        sw: usize,
+        addresses: Vec<String>,
+    },
     LsDel(usize),
-    SetOtherConfig { sw: usize, key: String, value: String },
+    SetOtherConfig {
+        sw: usize,
+        key: String,
+        value: String,
+    },
     ClearTagRequest(usize),
 }
 
 #[derive(Debug, Clone)]
 enum Step {
-    AddSwitch { name: u8, other_config: Pairs, external_ids: Pairs },
+    AddSwitch {
+        name: u8,
+        other_config: Pairs,
+        external_ids: Pairs,
+    },
     DelSwitch(usize),
-    SetSwitchMap { sw: usize, col: MapCol, map: Pairs },
-    MutateSwitchMap { sw: usize, col: MapCol, insert: Pairs, delete: Vec<String> },
-    AddPorts { sw: usize, ports: Vec<PortInit> },
+    SetSwitchMap {
+        sw: usize,
+        col: MapCol,
+        map: Pairs,
+    },
+    MutateSwitchMap {
+        sw: usize,
+        col: MapCol,
+        insert: Pairs,
+        delete: Vec<String>,
+    },
+    AddPorts {
+        sw: usize,
+        ports: Vec<PortInit>,
+    },
     DelPort(usize),
-    UpdatePort { port: usize, set: PortSet },
-    MutatePort { port: usize, add: Vec<String>, del: Vec<String>, add_options: Pairs, del_options: Vec<String> },
-    PutAddressSet { name: u8, addresses: Vec<String>, external_ids: Pairs },
-    MutateAddressSet { name: u8, add: Vec<String>, del: Vec<String> },
+    UpdatePort {
+        port: usize,
+        set: PortSet,
+    },
+    MutatePort {
+        port: usize,
+        add: Vec<String>,
+        del: Vec<String>,
+        add_options: Pairs,
+        del_options: Vec<String>,
+    },
+    PutAddressSet {
+        name: u8,
+        addresses: Vec<String>,
+        external_ids: Pairs,
+    },
+    MutateAddressSet {
+        name: u8,
+        add: Vec<String>,
+        del: Vec<String>,
+    },
     DelAddressSet(u8),
-    AddLb { vips: Pairs, protocol: Option<&'static str>, attach_to: Option<usize> },
-    UpdateLb { lb: usize, vips: Option<Pairs>, protocol: Option<Option<&'static str>> },
-    MutateLb { lb: usize, add: Pairs, del: Vec<String> },
+    AddLb {
+        vips: Pairs,
+        protocol: Option<&'static str>,
+        attach_to: Option<usize>,
+    },
+    UpdateLb {
+        lb: usize,
+        vips: Option<Pairs>,
+        protocol: Option<Option<&'static str>>,
+    },
+    MutateLb {
+        lb: usize,
+        add: Pairs,
+        del: Vec<String>,
+    },
     DelLb(usize),
     /// Insert and delete a row in the same transaction: no net change at all.
     Transient,
@@ -120,7 +172,8 @@ fn word() -> impl Strategy<Value = String> {
 }
 
 fn key() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["k1", "k2", "k3", "k4", "requested-chassis", "a b"]).prop_map(str::to_string)
+    prop::sample::select(vec!["k1", "k2", "k3", "k4", "requested-chassis", "a b"])
+        .prop_map(str::to_string)
 }
 
 fn pairs() -> impl Strategy<Value = Pairs> {
@@ -132,10 +185,18 @@ fn words() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn vips() -> impl Strategy<Value = Pairs> {
-    let vip = prop::sample::select(vec!["10.0.0.10:80", "10.0.0.11:443", "[fd00::1]:80", "172.16.0.1"]);
+    let vip = prop::sample::select(vec![
+        "10.0.0.10:80",
+        "10.0.0.11:443",
+        "[fd00::1]:80",
+        "172.16.0.1",
+    ]);
     let backends = prop::sample::select(vec!["10.0.1.1:8080", "10.0.1.1:8080,10.0.1.2:8080", ""]);
-    prop::collection::vec((vip, backends), 0..4)
-        .prop_map(|v| v.into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+    prop::collection::vec((vip, backends), 0..4).prop_map(|v| {
+        v.into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    })
 }
 
 fn protocol() -> impl Strategy<Value = Option<&'static str>> {
@@ -151,14 +212,16 @@ fn port_init() -> impl Strategy<Value = PortInit> {
         prop::option::of(any::<bool>()),
         prop::option::of(any::<bool>()),
     )
-        .prop_map(|(addresses, options, tag, tag_request, enabled, up)| PortInit {
-            addresses,
-            options,
-            tag,
-            tag_request,
-            enabled,
-            up,
-        })
+        .prop_map(
+            |(addresses, options, tag, tag_request, enabled, up)| PortInit {
+                addresses,
+                options,
+                tag,
+                tag_request,
+                enabled,
+                up,
+            },
+        )
 }
 
 fn port_set() -> impl Strategy<Value = PortSet> {
@@ -169,17 +232,22 @@ fn port_set() -> impl Strategy<Value = PortSet> {
         prop::option::of(prop::option::of(0i64..=4095)),
         prop::option::of(prop::option::of(any::<bool>())),
         prop::option::of(prop::option::of(any::<bool>())),
-        prop::option::of(prop::sample::select(vec!["", "router", "localnet", "localport"]).prop_map(str::to_string)),
+        prop::option::of(
+            prop::sample::select(vec!["", "router", "localnet", "localport"])
+                .prop_map(str::to_string),
+        ),
     )
-        .prop_map(|(addresses, options, tag, tag_request, enabled, up, type_)| PortSet {
-            addresses,
-            options,
-            tag,
-            tag_request,
-            enabled,
-            up,
-            type_,
-        })
+        .prop_map(
+            |(addresses, options, tag, tag_request, enabled, up, type_)| PortSet {
+                addresses,
+                options,
+                tag,
+                tag_request,
+                enabled,
+                up,
+                type_,
+            },
+        )
 }
 
 fn map_col() -> impl Strategy<Value = MapCol> {
@@ -189,11 +257,26 @@ fn map_col() -> impl Strategy<Value = MapCol> {
 fn nbctl() -> impl Strategy<Value = Nbctl> {
     prop_oneof![
         (0u8..4).prop_map(Nbctl::LsAdd),
-        (any::<usize>(), prop::collection::vec(prop::sample::select(vec!["00:00:00:00:00:aa 10.0.0.5", "unknown", "router"]).prop_map(str::to_string), 0..3))
+        (
+            any::<usize>(),
+            prop::collection::vec(
+                prop::sample::select(vec!["00:00:00:00:00:aa 10.0.0.5", "unknown", "router"])
+                    .prop_map(str::to_string),
+                0..3
+            )
+        )
             .prop_map(|(sw, addresses)| Nbctl::LspAdd { sw, addresses }),
         any::<usize>().prop_map(Nbctl::LsDel),
-        (any::<usize>(), prop::sample::select(vec!["k1", "k2"]), prop::sample::select(vec!["v1", "v2"]))
-            .prop_map(|(sw, k, v)| Nbctl::SetOtherConfig { sw, key: k.into(), value: v.into() }),
+        (
+            any::<usize>(),
+            prop::sample::select(vec!["k1", "k2"]),
+            prop::sample::select(vec!["v1", "v2"])
+        )
+            .prop_map(|(sw, k, v)| Nbctl::SetOtherConfig {
+                sw,
+                key: k.into(),
+                value: v.into()
+            }),
         any::<usize>().prop_map(Nbctl::ClearTagRequest),
     ]
 }
@@ -253,7 +336,15 @@ fn uuids(session: &Session, table: &str) -> Vec<Uuid> {
             .table(table)
             .map(|t| {
                 t.iter()
-                    .map(|row| (row.get("name").and_then(Datum::as_str).unwrap_or("").to_string(), row.uuid))
+                    .map(|row| {
+                        (
+                            row.get("name")
+                                .and_then(Datum::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                            row.uuid,
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -271,7 +362,10 @@ fn owner_of(session: &Session, port: Uuid) -> Option<Uuid> {
     session.read(|r| {
         r.table("Logical_Switch")?
             .iter()
-            .find(|ls| ls.get("ports").is_some_and(|p| p.uuids().any(|u| u == port)))
+            .find(|ls| {
+                ls.get("ports")
+                    .is_some_and(|p| p.uuids().any(|u| u == port))
+            })
             .map(|ls| ls.uuid)
     })
 }
@@ -305,7 +399,11 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
     let lbs = uuids(session, "Load_Balancer");
     let by_uuid = |u: Uuid| vec![Condition::uuid(u)];
     match step {
-        Step::AddSwitch { name, other_config, external_ids } => Action::Transact(vec![Operation::Insert {
+        Step::AddSwitch {
+            name,
+            other_config,
+            external_ids,
+        } => Action::Transact(vec![Operation::Insert {
             table: "Logical_Switch".into(),
             row: row(vec![
                 ("name", s(&format!("sw{name}")).into()),
@@ -317,7 +415,10 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
         }]),
         Step::DelSwitch(i) => match pick(&switches, *i) {
             None => Action::Nothing,
-            Some(u) => Action::Transact(vec![Operation::Delete { table: "Logical_Switch".into(), conditions: by_uuid(u) }]),
+            Some(u) => Action::Transact(vec![Operation::Delete {
+                table: "Logical_Switch".into(),
+                conditions: by_uuid(u),
+            }]),
         },
         Step::SetSwitchMap { sw, col, map } => match pick(&switches, *sw) {
             None => Action::Nothing,
@@ -327,7 +428,12 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
                 row: row(vec![(col.name(), str_map(map))]),
             }]),
         },
-        Step::MutateSwitchMap { sw, col, insert, delete } => match pick(&switches, *sw) {
+        Step::MutateSwitchMap {
+            sw,
+            col,
+            insert,
+            delete,
+        } => match pick(&switches, *sw) {
             None => Action::Nothing,
             Some(u) => Action::Transact(vec![Operation::Mutate {
                 table: "Logical_Switch".into(),
@@ -422,7 +528,13 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
                 }])
             }
         },
-        Step::MutatePort { port, add, del, add_options, del_options } => match pick(&ports, *port) {
+        Step::MutatePort {
+            port,
+            add,
+            del,
+            add_options,
+            del_options,
+        } => match pick(&ports, *port) {
             None => Action::Nothing,
             Some(p) => Action::Transact(vec![Operation::Mutate {
                 table: "Logical_Switch_Port".into(),
@@ -435,7 +547,11 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
                 ],
             }]),
         },
-        Step::PutAddressSet { name, addresses, external_ids } => {
+        Step::PutAddressSet {
+            name,
+            addresses,
+            external_ids,
+        } => {
             let name = format!("as{name}");
             let cols = row(vec![
                 ("name", s(&name).into()),
@@ -443,20 +559,36 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
                 ("external_ids", str_map(external_ids)),
             ]);
             Action::Transact(vec![match address_set_uuid(session, &name) {
-                Some(u) => Operation::Update { table: "Address_Set".into(), conditions: by_uuid(u), row: cols },
-                None => Operation::Insert { table: "Address_Set".into(), row: cols, uuid_name: None, uuid: None },
+                Some(u) => Operation::Update {
+                    table: "Address_Set".into(),
+                    conditions: by_uuid(u),
+                    row: cols,
+                },
+                None => Operation::Insert {
+                    table: "Address_Set".into(),
+                    row: cols,
+                    uuid_name: None,
+                    uuid: None,
+                },
             }])
         }
         Step::MutateAddressSet { name, add, del } => Action::Transact(vec![Operation::Mutate {
             table: "Address_Set".into(),
             conditions: vec![Condition::eq("name", s(&format!("as{name}")))],
-            mutations: vec![Mutation::delete("addresses", str_set(del)), Mutation::insert("addresses", str_set(add))],
+            mutations: vec![
+                Mutation::delete("addresses", str_set(del)),
+                Mutation::insert("addresses", str_set(add)),
+            ],
         }]),
         Step::DelAddressSet(name) => Action::Transact(vec![Operation::Delete {
             table: "Address_Set".into(),
             conditions: vec![Condition::eq("name", s(&format!("as{name}")))],
         }]),
-        Step::AddLb { vips, protocol, attach_to } => {
+        Step::AddLb {
+            vips,
+            protocol,
+            attach_to,
+        } => {
             let mut ops = vec![Operation::Insert {
                 table: "Load_Balancer".into(),
                 row: row(vec![
@@ -472,7 +604,10 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
                 ops.push(Operation::Mutate {
                     table: "Logical_Switch".into(),
                     conditions: by_uuid(sw),
-                    mutations: vec![Mutation::insert("load_balancer", Atom::NamedUuid("lb".into()))],
+                    mutations: vec![Mutation::insert(
+                        "load_balancer",
+                        Atom::NamedUuid("lb".into()),
+                    )],
                 });
             }
             Action::Transact(ops)
@@ -487,7 +622,11 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
                 if let Some(p) = protocol {
                     cols.push(("protocol", opt(&p.map(s))));
                 }
-                Action::Transact(vec![Operation::Update { table: "Load_Balancer".into(), conditions: by_uuid(u), row: row(cols) }])
+                Action::Transact(vec![Operation::Update {
+                    table: "Load_Balancer".into(),
+                    conditions: by_uuid(u),
+                    row: row(cols),
+                }])
             }
         },
         Step::MutateLb { lb, add, del } => match pick(&lbs, *lb) {
@@ -495,23 +634,35 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
             Some(u) => Action::Transact(vec![Operation::Mutate {
                 table: "Load_Balancer".into(),
                 conditions: by_uuid(u),
-                mutations: vec![Mutation::delete("vips", str_set(del)), Mutation::insert("vips", str_map(add))],
+                mutations: vec![
+                    Mutation::delete("vips", str_set(del)),
+                    Mutation::insert("vips", str_map(add)),
+                ],
             }]),
         },
         Step::DelLb(i) => match pick(&lbs, *i) {
             None => Action::Nothing,
-            Some(u) => Action::Transact(vec![Operation::Delete { table: "Load_Balancer".into(), conditions: by_uuid(u) }]),
+            Some(u) => Action::Transact(vec![Operation::Delete {
+                table: "Load_Balancer".into(),
+                conditions: by_uuid(u),
+            }]),
         },
         Step::Transient => {
             let name = seq.next("transient");
             Action::Transact(vec![
                 Operation::Insert {
                     table: "Address_Set".into(),
-                    row: row(vec![("name", s(&name).into()), ("addresses", str_set(&["x".into()]))]),
+                    row: row(vec![
+                        ("name", s(&name).into()),
+                        ("addresses", str_set(&["x".into()])),
+                    ]),
                     uuid_name: None,
                     uuid: None,
                 },
-                Operation::Delete { table: "Address_Set".into(), conditions: vec![Condition::eq("name", s(&name))] },
+                Operation::Delete {
+                    table: "Address_Set".into(),
+                    conditions: vec![Condition::eq("name", s(&name))],
+                },
             ])
         }
         Step::Nbctl(c) => {
@@ -521,7 +672,14 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
                     None => return Action::Nothing,
                     Some(u) => {
                         let p = seq.next("nblsp");
-                        let mut a = vec!["lsp-add".into(), u.to_string(), p.clone(), "--".into(), "lsp-set-addresses".into(), p];
+                        let mut a = vec![
+                            "lsp-add".into(),
+                            u.to_string(),
+                            p.clone(),
+                            "--".into(),
+                            "lsp-set-addresses".into(),
+                            p,
+                        ];
                         a.extend(addresses.iter().cloned());
                         a
                     }
@@ -532,11 +690,21 @@ fn plan(step: &Step, session: &Session, seq: &mut Counter) -> Action {
                 },
                 Nbctl::SetOtherConfig { sw, key, value } => match pick(&switches, *sw) {
                     None => return Action::Nothing,
-                    Some(u) => vec!["set".into(), "Logical_Switch".into(), u.to_string(), format!("other_config:{key}={value}")],
+                    Some(u) => vec![
+                        "set".into(),
+                        "Logical_Switch".into(),
+                        u.to_string(),
+                        format!("other_config:{key}={value}"),
+                    ],
                 },
                 Nbctl::ClearTagRequest(i) => match pick(&ports, *i) {
                     None => return Action::Nothing,
-                    Some(u) => vec!["clear".into(), "Logical_Switch_Port".into(), u.to_string(), "tag_request".into()],
+                    Some(u) => vec![
+                        "clear".into(),
+                        "Logical_Switch_Port".into(),
+                        u.to_string(),
+                        "tag_request".into(),
+                    ],
                 },
             };
             Action::Nbctl(args)
@@ -571,7 +739,11 @@ fn expected_changes(before: &NormDb, after: &NormDb) -> BTreeMap<String, Expecte
                     e.deleted.insert(u.clone(), old.clone());
                 }
                 Some(new) if new != old => {
-                    let cols = new.keys().filter(|c| new.get(*c) != old.get(*c)).cloned().collect();
+                    let cols = new
+                        .keys()
+                        .filter(|c| new.get(*c) != old.get(*c))
+                        .cloned()
+                        .collect();
                     e.modified.insert(u.clone(), (cols, old.clone()));
                 }
                 Some(_) => {}
@@ -586,8 +758,11 @@ fn expected_changes(before: &NormDb, after: &NormDb) -> BTreeMap<String, Expecte
 }
 
 fn reported_changes(session: &Session, cs: &ChangeSet) -> BTreeMap<String, Expected> {
-    let layouts: BTreeMap<String, Vec<String>> =
-        session.read(|r| r.tables().map(|(n, t)| (n.to_string(), t.layout().columns.clone())).collect());
+    let layouts: BTreeMap<String, Vec<String>> = session.read(|r| {
+        r.tables()
+            .map(|(n, t)| (n.to_string(), t.layout().columns.clone()))
+            .collect()
+    });
     let old_row = |t: &str, r: &ovsdb::Row| -> BTreeMap<String, Json> {
         layouts[t]
             .iter()
@@ -599,11 +774,20 @@ fn reported_changes(session: &Session, cs: &ChangeSet) -> BTreeMap<String, Expec
     for (t, tc) in &cs.tables {
         let e = Expected {
             inserted: tc.inserted.iter().map(|u| u.to_string()).collect(),
-            deleted: tc.deleted.iter().map(|(u, r)| (u.to_string(), old_row(t, r))).collect(),
+            deleted: tc
+                .deleted
+                .iter()
+                .map(|(u, r)| (u.to_string(), old_row(t, r)))
+                .collect(),
             modified: tc
                 .modified
                 .iter()
-                .map(|(u, cols, r)| (u.to_string(), (cols.iter().cloned().collect(), old_row(t, r))))
+                .map(|(u, cols, r)| {
+                    (
+                        u.to_string(),
+                        (cols.iter().cloned().collect(), old_row(t, r)),
+                    )
+                })
                 .collect(),
         };
         if e != Expected::default() {
@@ -630,16 +814,33 @@ async fn run_case(steps: Vec<(Step, bool)>) -> Result<(), TestCaseError> {
     let remote = server.unix_remote();
     let session = Session::start(config(&remote, DB));
     let events = session.subscribe();
-    tokio::time::timeout(WAIT, session.wait_connected()).await.expect("session connects");
-    let (conn, _notes) = Connection::connect(&Remote::parse(&remote).unwrap(), &ConnectOptions::default())
+    tokio::time::timeout(WAIT, session.wait_connected())
         .await
-        .expect("connection");
-    let mut ctx = Ctx { server, session, conn, events, seq: Counter(0), nbctl_ok: 0, nbctl_failed: 0 };
+        .expect("session connects");
+    let (conn, _notes) =
+        Connection::connect(&Remote::parse(&remote).unwrap(), &ConnectOptions::default())
+            .await
+            .expect("connection");
+    let mut ctx = Ctx {
+        server,
+        session,
+        conn,
+        events,
+        seq: Counter(0),
+        nbctl_ok: 0,
+        nbctl_failed: 0,
+    };
     // Drain the initial Connected event.
-    next_event(&mut ctx.events, "Connected", |e| matches!(e, Event::Connected { .. })).await;
+    next_event(&mut ctx.events, "Connected", |e| {
+        matches!(e, Event::Connected { .. })
+    })
+    .await;
 
     for (i, (step, via_conn)) in steps.iter().enumerate() {
-        let what = format!("step {i} {step:?} (via {})", if *via_conn { "Connection" } else { "Session" });
+        let what = format!(
+            "step {i} {step:?} (via {})",
+            if *via_conn { "Connection" } else { "Session" }
+        );
         let before = replica(&ctx.session, &[]);
         match plan(step, &ctx.session, &mut ctx.seq) {
             Action::Nothing => {}
@@ -650,13 +851,20 @@ async fn run_case(steps: Vec<(Step, bool)>) -> Result<(), TestCaseError> {
                     ctx.session.transact(ops.clone()).await
                 };
                 if let Err(e) = res {
-                    return Err(TestCaseError::fail(format!("{what}: transaction failed: {e}")));
+                    return Err(TestCaseError::fail(format!(
+                        "{what}: transaction failed: {e}"
+                    )));
                 }
             }
             Action::Nbctl(args) => {
                 let db = format!("--db={remote}");
                 let out = blocking(move || {
-                    ovn_route_lab::run(std::process::Command::new("ovn-nbctl").arg(db).arg("--timeout=20").args(&args))
+                    ovn_route_lab::run(
+                        std::process::Command::new("ovn-nbctl")
+                            .arg(db)
+                            .arg("--timeout=20")
+                            .args(&args),
+                    )
                 })
                 .await;
                 match out {
@@ -682,24 +890,42 @@ async fn run_case(steps: Vec<(Step, bool)>) -> Result<(), TestCaseError> {
         STEPS.fetch_add(1, Ordering::Relaxed);
         if !expected.is_empty() {
             CHANGED_STEPS.fetch_add(1, Ordering::Relaxed);
-            let n: usize = expected.values().map(|e| e.inserted.len() + e.deleted.len() + e.modified.len()).sum();
+            let n: usize = expected
+                .values()
+                .map(|e| e.inserted.len() + e.deleted.len() + e.modified.len())
+                .sum();
             CHANGED_ROWS.fetch_add(n, Ordering::Relaxed);
-            let ev = next_event(&mut ctx.events, &format!("{what}: Changed"), |e| matches!(e, Event::Changed(_))).await;
-            let Event::Changed(cs) = ev else { unreachable!() };
+            let ev = next_event(&mut ctx.events, &format!("{what}: Changed"), |e| {
+                matches!(e, Event::Changed(_))
+            })
+            .await;
+            let Event::Changed(cs) = ev else {
+                unreachable!()
+            };
             let got = reported_changes(&ctx.session, &cs);
-            prop_assert_eq!(&got, &expected, "{}: reported change set differs from the real change", what);
+            prop_assert_eq!(
+                &got,
+                &expected,
+                "{}: reported change set differs from the real change",
+                what
+            );
         }
         while let Ok(ev) = ctx.events.try_recv() {
             if let Event::Changed(cs) = ev {
                 let cs: Arc<ChangeSet> = cs;
-                return Err(TestCaseError::fail(format!("{what}: unexpected extra change set {cs:?}")));
+                return Err(TestCaseError::fail(format!(
+                    "{what}: unexpected extra change set {cs:?}"
+                )));
             }
         }
     }
     let st = ctx.session.status();
     prop_assert_eq!(st.connects, 1, "no reconnect expected: {:?}", st);
     if ctx.nbctl_failed > 0 {
-        eprintln!("ovn-nbctl: {} ok, {} failed", ctx.nbctl_ok, ctx.nbctl_failed);
+        eprintln!(
+            "ovn-nbctl: {} ok, {} failed",
+            ctx.nbctl_ok, ctx.nbctl_failed
+        );
     }
     drop(ctx.server);
     Ok(())
@@ -710,10 +936,17 @@ fn replica_equals_server_after_random_transactions() {
     if skip("replica_equals_server_after_random_transactions") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut runner = TestRunner::new(Config {
         // PROPTEST_CASES=N for a longer run.
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32),
         max_shrink_iters: 200,
         failure_persistence: None,
         ..Config::default()
@@ -749,36 +982,119 @@ async fn replica_follows_fixed_edge_cases() {
         up: Some(false),
     };
     let set = |f: &dyn Fn(&mut PortSet)| {
-        let mut p = PortSet { addresses: None, options: None, tag: None, tag_request: None, enabled: None, up: None, type_: None };
+        let mut p = PortSet {
+            addresses: None,
+            options: None,
+            tag: None,
+            tag_request: None,
+            enabled: None,
+            up: None,
+            type_: None,
+        };
         f(&mut p);
         p
     };
-    let pairs = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Pairs>();
+    let pairs = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Pairs>()
+    };
     let steps = vec![
-        Step::AddSwitch { name: 0, other_config: pairs(&[("k1", "a"), ("k2", "b")]), external_ids: vec![] },
-        Step::AddPorts { sw: 0, ports: vec![port(Some(5), Some(true)), port(None, None)] },
-        Step::UpdatePort { port: 0, set: set(&|p| p.tag = Some(Some(6))) },
-        Step::UpdatePort { port: 0, set: set(&|p| p.tag = Some(None)) },
-        Step::UpdatePort { port: 0, set: set(&|p| p.tag = Some(Some(7))) },
-        Step::UpdatePort { port: 0, set: set(&|p| p.enabled = Some(Some(false))) },
-        Step::UpdatePort { port: 0, set: set(&|p| p.enabled = Some(None)) },
-        Step::UpdatePort { port: 0, set: set(&|p| p.tag_request = Some(Some(4095))) },
-        Step::UpdatePort { port: 1, set: set(&|p| p.addresses = Some(vec!["c".into()])) },
-        Step::UpdatePort { port: 1, set: set(&|p| p.addresses = Some(vec!["d".into()])) },
-        Step::UpdatePort { port: 1, set: set(&|p| p.addresses = Some(vec![])) },
-        Step::UpdatePort { port: 1, set: set(&|p| p.options = Some(pairs(&[("k1", "changed")]))) },
-        Step::UpdatePort { port: 1, set: set(&|p| p.options = Some(vec![])) },
-        Step::MutatePort { port: 1, add: vec!["x".into(), "y".into()], del: vec![], add_options: pairs(&[("k3", "z")]), del_options: vec![] },
-        Step::MutatePort { port: 1, add: vec![], del: vec!["x".into(), "y".into()], add_options: vec![], del_options: vec!["k3".into()] },
-        Step::SetSwitchMap { sw: 0, col: MapCol::OtherConfig, map: pairs(&[("k1", "a"), ("k2", "changed"), ("k3", "new")]) },
-        Step::MutateSwitchMap { sw: 0, col: MapCol::OtherConfig, insert: vec![], delete: vec!["k1".into(), "k2".into(), "k3".into()] },
-        Step::AddLb { vips: pairs(&[("10.0.0.10:80", "10.0.1.1:8080")]), protocol: Some("udp"), attach_to: Some(0) },
-        Step::UpdateLb { lb: 0, vips: Some(vec![]), protocol: Some(None) },
+        Step::AddSwitch {
+            name: 0,
+            other_config: pairs(&[("k1", "a"), ("k2", "b")]),
+            external_ids: vec![],
+        },
+        Step::AddPorts {
+            sw: 0,
+            ports: vec![port(Some(5), Some(true)), port(None, None)],
+        },
+        Step::UpdatePort {
+            port: 0,
+            set: set(&|p| p.tag = Some(Some(6))),
+        },
+        Step::UpdatePort {
+            port: 0,
+            set: set(&|p| p.tag = Some(None)),
+        },
+        Step::UpdatePort {
+            port: 0,
+            set: set(&|p| p.tag = Some(Some(7))),
+        },
+        Step::UpdatePort {
+            port: 0,
+            set: set(&|p| p.enabled = Some(Some(false))),
+        },
+        Step::UpdatePort {
+            port: 0,
+            set: set(&|p| p.enabled = Some(None)),
+        },
+        Step::UpdatePort {
+            port: 0,
+            set: set(&|p| p.tag_request = Some(Some(4095))),
+        },
+        Step::UpdatePort {
+            port: 1,
+            set: set(&|p| p.addresses = Some(vec!["c".into()])),
+        },
+        Step::UpdatePort {
+            port: 1,
+            set: set(&|p| p.addresses = Some(vec!["d".into()])),
+        },
+        Step::UpdatePort {
+            port: 1,
+            set: set(&|p| p.addresses = Some(vec![])),
+        },
+        Step::UpdatePort {
+            port: 1,
+            set: set(&|p| p.options = Some(pairs(&[("k1", "changed")]))),
+        },
+        Step::UpdatePort {
+            port: 1,
+            set: set(&|p| p.options = Some(vec![])),
+        },
+        Step::MutatePort {
+            port: 1,
+            add: vec!["x".into(), "y".into()],
+            del: vec![],
+            add_options: pairs(&[("k3", "z")]),
+            del_options: vec![],
+        },
+        Step::MutatePort {
+            port: 1,
+            add: vec![],
+            del: vec!["x".into(), "y".into()],
+            add_options: vec![],
+            del_options: vec!["k3".into()],
+        },
+        Step::SetSwitchMap {
+            sw: 0,
+            col: MapCol::OtherConfig,
+            map: pairs(&[("k1", "a"), ("k2", "changed"), ("k3", "new")]),
+        },
+        Step::MutateSwitchMap {
+            sw: 0,
+            col: MapCol::OtherConfig,
+            insert: vec![],
+            delete: vec!["k1".into(), "k2".into(), "k3".into()],
+        },
+        Step::AddLb {
+            vips: pairs(&[("10.0.0.10:80", "10.0.1.1:8080")]),
+            protocol: Some("udp"),
+            attach_to: Some(0),
+        },
+        Step::UpdateLb {
+            lb: 0,
+            vips: Some(vec![]),
+            protocol: Some(None),
+        },
         Step::DelLb(0),
         Step::Transient,
         Step::Nbctl(Nbctl::ClearTagRequest(0)),
         Step::DelPort(0),
         Step::DelSwitch(0),
     ];
-    run_case(steps.into_iter().map(|s| (s, false)).collect()).await.unwrap();
+    run_case(steps.into_iter().map(|s| (s, false)).collect())
+        .await
+        .unwrap();
 }

@@ -93,8 +93,14 @@ mod tests {
 
     #[test]
     fn reads_identity() {
-        let r = ovs(json!(["map", [["system-id", "hv1"], ["hostname", "h1"],
-            ["ovn-bridge-mappings", "physnet1:br-ex, physnet2:br-vlan"]]]));
+        let r = ovs(json!([
+            "map",
+            [
+                ["system-id", "hv1"],
+                ["hostname", "h1"],
+                ["ovn-bridge-mappings", "physnet1:br-ex, physnet2:br-vlan"]
+            ]
+        ]));
         let id = ChassisIdentity::from_ovs(&r).unwrap();
         assert_eq!(id.system_id, "hv1");
         assert_eq!(id.bridge_for("physnet2"), Some("br-vlan"));
@@ -103,8 +109,14 @@ mod tests {
     #[test]
     fn errors_name_the_value() {
         let r = ovs(json!(["map", [["hostname", "h1"]]]));
-        assert_eq!(ChassisIdentity::from_ovs(&r), Err(IdentityError::NoSystemId));
-        let r = ovs(json!(["map", [["system-id", "hv1"], ["ovn-bridge-mappings", "physnet1"]]]));
+        assert_eq!(
+            ChassisIdentity::from_ovs(&r),
+            Err(IdentityError::NoSystemId)
+        );
+        let r = ovs(json!([
+            "map",
+            [["system-id", "hv1"], ["ovn-bridge-mappings", "physnet1"]]
+        ]));
         let e = ChassisIdentity::from_ovs(&r).unwrap_err();
         assert!(e.to_string().contains("\"physnet1\""), "{e}");
     }

@@ -1020,10 +1020,10 @@ fn generate(
     let reader_stream = stream.try_clone()?;
     let failed = Arc::new(AtomicBool::new(false));
     let failed_r = failed.clone();
-    // Replies are read on their own thread so transactions stream without waiting for each reply.
-    let (tx_count, rx_count) = std::sync::mpsc::channel::<usize>();
+    // Replies are drained on their own thread while transactions stream out (a server whose output
+    // backlog is full stops reading). The last request is an `echo` with id "done": the server answers
+    // in order, so its reply closes the stream of replies.
     let reader = std::thread::spawn(move || -> anyhow::Result<usize> {
-        let expected = rx_count.recv().unwrap_or(usize::MAX);
         let mut got = 0usize;
         let de =
             serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, reader_stream));
@@ -1031,6 +1031,9 @@ fn generate(
             let msg = msg?;
             if msg.get("method").is_some() {
                 continue; // no notifications are expected; echo probes are off on unix sockets
+            }
+            if msg["id"] == json!("done") {
+                return Ok(got);
             }
             got += 1;
             let errs: Vec<&Value> = match msg.get("result").and_then(Value::as_array) {
@@ -1049,11 +1052,8 @@ fn generate(
                     &text[..text.len().min(2000)]
                 );
             }
-            if got == expected {
-                break;
-            }
         }
-        Ok(got)
+        anyhow::bail!("connection closed after {got} replies")
     });
 
     let mut g = Gen {
@@ -1129,8 +1129,11 @@ fn generate(
         let batch = flush(&mut ops, &mut gw, &g);
         send(batch, &mut w)?;
     }
+    w.write_all(&serde_json::to_vec(
+        &json!({"method": "echo", "params": [], "id": "done"}),
+    )?)?;
+    w.flush()?;
     drop(w);
-    let _ = tx_count.send(sent);
     let t_sent = t_start.elapsed();
     let got = reader
         .join()

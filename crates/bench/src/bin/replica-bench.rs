@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use ovsdb::{Atom, Condition, Connection, Datum, Event, Operation, Remote, Session, SessionConfig, TableSelect};
+use ovsdb::{
+    Atom, Condition, Connection, Datum, Event, Operation, Remote, Session, SessionConfig,
+    TableSelect,
+};
 
 /// Measures ovn-route's OVSDB replica against a live server.
 #[derive(Parser, Debug)]
@@ -21,7 +24,10 @@ struct Args {
     #[arg(long, default_value = "agent")]
     columns: String,
     /// Tables for `--columns all` (comma-separated).
-    #[arg(long, default_value = "Logical_Switch,Logical_Switch_Port,Logical_Router,Logical_Router_Port,NAT,Gateway_Chassis,Load_Balancer,NB_Global")]
+    #[arg(
+        long,
+        default_value = "Logical_Switch,Logical_Switch_Port,Logical_Router,Logical_Router_Port,NAT,Gateway_Chassis,Load_Balancer,NB_Global"
+    )]
     tables: String,
     /// Number of one-row updates for the latency measurement.
     #[arg(long, default_value_t = 1000)]
@@ -51,7 +57,9 @@ async fn main() -> Result<()> {
     let remotes = Remote::parse_list(&a.remote)?;
     let mut cfg = SessionConfig::new(remotes.clone(), &a.database);
     cfg.tables = match a.columns.as_str() {
-        "agent" => ovn_model::tables_for(&a.database).context("no agent selection for this database")?,
+        "agent" => {
+            ovn_model::tables_for(&a.database).context("no agent selection for this database")?
+        }
         "all" => a.tables.split(',').map(TableSelect::all).collect(),
         other => bail!("--columns {other:?}: expected agent or all"),
     };
@@ -74,7 +82,12 @@ async fn main() -> Result<()> {
     // Latency: modify one LSP's external_ids per transaction on a second connection.
     let targets: Vec<ovsdb::Uuid> = session.read(|r| {
         r.table("Logical_Switch_Port")
-            .map(|t| t.iter().take(a.updates.max(1)).map(|row| row.uuid).collect())
+            .map(|t| {
+                t.iter()
+                    .take(a.updates.max(1))
+                    .map(|row| row.uuid)
+                    .collect()
+            })
             .unwrap_or_default()
     });
     if targets.is_empty() || a.updates == 0 {

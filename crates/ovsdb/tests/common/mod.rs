@@ -101,7 +101,12 @@ pub type NormDb = BTreeMap<String, BTreeMap<String, BTreeMap<String, Json>>>;
 
 /// `ovsdb-client -f json dump REMOTE DB [TABLE]` converted from headings/data to
 /// `{table: {uuid: {column: value}}}` (only `tables`, or all when empty).
-pub fn dump(remote: &str, db: &str, tables: &[&str], ssl: Option<&ovn_route_lab::SslConfig>) -> Json {
+pub fn dump(
+    remote: &str,
+    db: &str,
+    tables: &[&str],
+    ssl: Option<&ovn_route_lab::SslConfig>,
+) -> Json {
     let mut cmd = Command::new("ovsdb-client");
     cmd.arg("--timeout=20").args(["-f", "json"]);
     if let Some(s) = ssl {
@@ -111,12 +116,16 @@ pub fn dump(remote: &str, db: &str, tables: &[&str], ssl: Option<&ovn_route_lab:
     if tables.len() == 1 {
         cmd.arg(tables[0]);
     }
-    let text = ovn_route_lab::run(&mut cmd).unwrap_or_else(|e| panic!("ovsdb-client dump failed: {e}"));
+    let text =
+        ovn_route_lab::run(&mut cmd).unwrap_or_else(|e| panic!("ovsdb-client dump failed: {e}"));
     let mut out = Map::new();
     for t in serde_json::Deserializer::from_str(&text).into_iter::<Json>() {
         let t = t.unwrap_or_else(|e| panic!("ovsdb-client printed invalid JSON: {e}\n{text}"));
         let caption = t["caption"].as_str().expect("caption");
-        let name = caption.strip_suffix(" table").unwrap_or(caption).to_string();
+        let name = caption
+            .strip_suffix(" table")
+            .unwrap_or(caption)
+            .to_string();
         if !tables.is_empty() && !tables.contains(&name.as_str()) {
             continue;
         }
@@ -126,7 +135,10 @@ pub fn dump(remote: &str, db: &str, tables: &[&str], ssl: Option<&ovn_route_lab:
             .iter()
             .map(|h| h.as_str().unwrap())
             .collect();
-        let uuid_col = headings.iter().position(|h| *h == "_uuid").expect("_uuid heading");
+        let uuid_col = headings
+            .iter()
+            .position(|h| *h == "_uuid")
+            .expect("_uuid heading");
         let mut rows = Map::new();
         for row in t["data"].as_array().expect("data") {
             let row = row.as_array().unwrap();
@@ -147,7 +159,9 @@ pub fn dump(remote: &str, db: &str, tables: &[&str], ssl: Option<&ovn_route_lab:
 pub fn replica(session: &Session, tables: &[&str]) -> NormDb {
     let mut j = session.read(|r| r.to_json());
     if !tables.is_empty() {
-        j.as_object_mut().unwrap().retain(|t, _| tables.contains(&t.as_str()));
+        j.as_object_mut()
+            .unwrap()
+            .retain(|t, _| tables.contains(&t.as_str()));
     }
     norm_db(&j)
 }
@@ -203,7 +217,13 @@ pub async fn wait_replica_eq(session: &Session, tables: &[&str], want: &NormDb, 
 }
 
 /// Dumps `remote` and waits until the replica equals it.
-pub async fn assert_replica_matches(session: &Session, remote: &str, db: &str, tables: &[&str], what: &str) {
+pub async fn assert_replica_matches(
+    session: &Session,
+    remote: &str,
+    db: &str,
+    tables: &[&str],
+    what: &str,
+) {
     let want = {
         let remote = remote.to_string();
         let db = db.to_string();
@@ -219,13 +239,22 @@ pub async fn assert_replica_matches(session: &Session, remote: &str, db: &str, t
 }
 
 /// Waits (at most `WAIT`) until the session status satisfies `f`.
-pub async fn wait_status(session: &Session, what: &str, f: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
+pub async fn wait_status(
+    session: &Session,
+    what: &str,
+    f: impl Fn(&SessionStatus) -> bool,
+) -> SessionStatus {
     let mut w = session.watch_status();
     let res = match tokio::time::timeout(WAIT, w.wait_for(|s| f(s))).await {
         Ok(Ok(s)) => Some(s.clone()),
         _ => None,
     };
-    res.unwrap_or_else(|| panic!("timed out waiting for {what}; status: {:?}", session.status()))
+    res.unwrap_or_else(|| {
+        panic!(
+            "timed out waiting for {what}; status: {:?}",
+            session.status()
+        )
+    })
 }
 
 /// Polls `f` (at most `WAIT`) until it returns `Some`.
