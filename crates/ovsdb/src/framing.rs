@@ -178,10 +178,18 @@ mod tests {
         assert_eq!(d.next_frame(), Err(FrameError::TooLarge(8)));
         let mut d = FrameDecoder::new(8);
         d.extend(b"{\"a\":\"0123456789\"}");
-        assert_eq!(d.next_frame(), Err(FrameError::TooLarge(8)), "a whole message counts too");
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::TooLarge(8)),
+            "a whole message counts too"
+        );
         let mut d = FrameDecoder::new(8);
-        d.extend(b"[12345,7] {\"a\":1}");
-        assert_eq!(d.next_frame().unwrap().unwrap(), b"[12345,7]", "exactly the limit is fine");
+        d.extend(b"[1234,7] {\"a\":1}");
+        assert_eq!(
+            d.next_frame().unwrap().unwrap(),
+            b"[1234,7]",
+            "exactly the limit is fine"
+        );
         assert_eq!(d.next_frame().unwrap().unwrap(), b"{\"a\":1}");
         let mut d = FrameDecoder::new(8);
         d.extend(b"  x");

@@ -26,6 +26,8 @@
 
 pub mod error;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod remote;
 pub mod replica;
 pub mod rpc;

@@ -93,7 +93,8 @@ pub struct Notification {
     pub params: RawJson,
 }
 
-type Pending = Arc<Mutex<HashMap<u64, (String, oneshot::Sender<Result<RawJson, Error>>)>>>;
+pub(crate) type Pending =
+    Arc<Mutex<HashMap<u64, (String, oneshot::Sender<Result<RawJson, Error>>)>>>;
 
 /// An open JSON-RPC connection. Dropping it closes the connection.
 pub struct Connection {
@@ -318,11 +319,8 @@ async fn read_loop(
                 Ok(None) => break,
                 Err(FrameError::TooLarge(limit)) => {
                     warn!(%remote, limit, "message too large; dropping the connection");
-                    return Error::MessageTooLarge {
-                        remote: remote.to_string(),
-                        limit,
-                    }
-                    .to_string();
+                    // The reason ends up in `Error::Closed`, which names the remote already.
+                    return format!("message larger than the {limit}-byte limit");
                 }
                 Err(FrameError::Garbage(b)) => {
                     return format!(
@@ -363,9 +361,9 @@ async fn read_loop(
         match res {
             Ok(0) => {
                 return if dec.pending() > 0 {
-                    "connection closed in the middle of a message".into()
+                    "the server hung up in the middle of a message".into()
                 } else {
-                    "connection closed by the server".into()
+                    "the server hung up".into()
                 }
             }
             Ok(_) => {
@@ -377,7 +375,7 @@ async fn read_loop(
     }
 }
 
-fn dispatch(
+pub(crate) fn dispatch(
     remote: &str,
     frame: Vec<u8>,
     out: &mpsc::UnboundedSender<Vec<u8>>,

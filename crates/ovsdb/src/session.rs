@@ -12,7 +12,7 @@
 //! * Writes: on a clustered database a follower forwards transactions to the leader (raft); with
 //!   `leader_only` the session talks to the leader directly, which also makes locks cluster-wide.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -170,10 +170,48 @@ struct Shared {
     replica: RwLock<Replica>,
     status: watch::Sender<SessionStatus>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Event>>>,
-    locks: Mutex<HashMap<String, (bool, watch::Sender<bool>)>>,
+    locks: Mutex<HashMap<String, LockState>>,
+}
+
+/// A lock the application wants.
+struct LockState {
+    /// Ask with `steal` rather than `lock`.
+    steal: bool,
+    /// Whether it is held (what the application's receivers see).
+    held: watch::Sender<bool>,
+    /// Counts `locked`/`stolen` notifications and connection losses, so that a reply overtaken by
+    /// one of them is not applied.
+    epoch: u64,
 }
 
 impl Shared {
+    /// Records whether a lock is held; tells subscribers when that changes.
+    fn set_lock(&self, name: &str, held: bool) {
+        let changed = self.locks.lock().unwrap().get(name).is_some_and(|l| {
+            // send_if_modified stores the value even when no receiver is left.
+            l.held
+                .send_if_modified(|h| std::mem::replace(h, held) != held)
+        });
+        if changed {
+            self.emit(Event::Lock {
+                name: name.to_string(),
+                held,
+            });
+        }
+    }
+
+    /// A connection ended: the server has released every lock it granted on it.
+    fn release_all_locks(&self) {
+        let names: Vec<String> = {
+            let mut locks = self.locks.lock().unwrap();
+            locks.values_mut().for_each(|l| l.epoch += 1);
+            locks.keys().cloned().collect()
+        };
+        for name in names {
+            self.set_lock(&name, false);
+        }
+    }
+
     fn emit(&self, ev: Event) {
         self.subscribers
             .lock()
@@ -261,12 +299,16 @@ impl Session {
         rx.await.map_err(|_| Error::Shutdown)?
     }
 
-    /// Asks for a lock (kept across reconnects); the receiver says whether it is held.
+    /// Asks for a lock (asked again after every reconnect); the receiver says whether it is held.
+    /// It turns false as soon as the connection is lost (the server releases a client's locks with
+    /// its connection) and true again once the lock is granted on the next one.
     pub fn lock(&self, name: &str) -> watch::Receiver<bool> {
         self.lock_inner(name, false)
     }
 
-    /// Takes a lock even if another client holds it.
+    /// Takes a lock even if another client holds it (also when this session already waits for it
+    /// after [`Session::lock`]); the previous holder is told it lost the lock and stays in line for
+    /// it. After a reconnect the lock is stolen again.
     pub fn steal(&self, name: &str) -> watch::Receiver<bool> {
         self.lock_inner(name, true)
     }
@@ -274,13 +316,20 @@ impl Session {
     fn lock_inner(&self, name: &str, steal: bool) -> watch::Receiver<bool> {
         let mut locks = self.shared.locks.lock().unwrap();
         let rx = match locks.get_mut(name) {
-            Some((s, w)) => {
-                *s = steal;
-                w.subscribe()
+            Some(l) => {
+                l.steal = steal;
+                l.held.subscribe()
             }
             None => {
-                let (w, rx) = watch::channel(false);
-                locks.insert(name.to_string(), (steal, w));
+                let (held, rx) = watch::channel(false);
+                locks.insert(
+                    name.to_string(),
+                    LockState {
+                        steal,
+                        held,
+                        epoch: 0,
+                    },
+                );
                 rx
             }
         };
@@ -290,8 +339,8 @@ impl Session {
 
     /// Releases a lock.
     pub fn unlock(&self, name: &str) {
-        if let Some((_, w)) = self.shared.locks.lock().unwrap().remove(name) {
-            let _ = w.send(false);
+        if let Some(l) = self.shared.locks.lock().unwrap().remove(name) {
+            l.held.send_replace(false);
         }
         let _ = self.cmd.send(Command::Unlock(name.to_string()));
     }
@@ -329,6 +378,7 @@ async fn run(
                     });
                     if connected {
                         warn!(remote = %remote, db = %cfg.database, %reason, "OVSDB connection lost");
+                        shared.release_all_locks();
                         shared.emit(Event::Disconnected {
                             remote: remote.to_string(),
                             reason: reason.clone(),
@@ -416,7 +466,7 @@ fn server_row(updates: &Json, db: &str) -> Option<Json> {
 async fn serve(
     cfg: &SessionConfig,
     remote: &Remote,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     cmd_rx: &mut mpsc::UnboundedReceiver<Command>,
     state: &mut LoopState,
 ) -> Ended {
@@ -492,16 +542,7 @@ async fn serve(
         Ok(r) => r,
         Err(e) => return failed(e, false),
     };
-    let parsed = match method {
-        MonitorMethod::CondSince => SinceReplySeed { layouts: &by_name }
-            .deserialize(&mut serde_json::Deserializer::from_slice(reply.bytes())),
-        MonitorMethod::Cond | MonitorMethod::Plain => UpdatesSeed {
-            layouts: &by_name,
-            v1: method == MonitorMethod::Plain,
-        }
-        .deserialize(&mut serde_json::Deserializer::from_slice(reply.bytes()))
-        .map(|u| (false, None, u)),
-    };
+    let parsed = parse_monitor_reply(method, reply.bytes(), &by_name);
     drop(reply);
     let (found, txn, updates) = match parsed {
         Ok(p) => p,
@@ -543,18 +584,19 @@ async fn serve(
     }
 
     // Locks held before the reconnect, then commands queued while disconnected.
+    let mut locks = ConnLocks::start(&conn, shared);
     let wanted: Vec<(String, bool)> = shared
         .locks
         .lock()
         .unwrap()
         .iter()
-        .map(|(n, (s, _))| (n.clone(), *s))
+        .map(|(n, l)| (n.clone(), l.steal))
         .collect();
     for (name, steal) in wanted {
-        request_lock(&conn, shared, &name, steal);
+        locks.request(&name, steal);
     }
     while let Some(c) = state.queued.pop_front() {
-        handle_command(&conn, shared, db, c);
+        handle_command(&conn, db, c, &mut locks);
     }
 
     loop {
@@ -569,10 +611,32 @@ async fn serve(
             }
             c = cmd_rx.recv() => match c {
                 None => return Ended::Shutdown,
-                Some(c) => handle_command(&conn, shared, db, c),
+                Some(c) => handle_command(&conn, db, c, &mut locks),
             }
         }
     }
+}
+
+/// Parses a monitor reply straight into row updates: `(found, last-txn-id, updates)`.
+fn parse_monitor_reply(
+    method: MonitorMethod,
+    bytes: &[u8],
+    layouts: &HashMap<String, TableLayout>,
+) -> Result<(bool, Option<Uuid>, TableUpdates), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = match method {
+        MonitorMethod::CondSince => SinceReplySeed { layouts }.deserialize(&mut de)?,
+        MonitorMethod::Cond | MonitorMethod::Plain => {
+            let u = UpdatesSeed {
+                layouts,
+                v1: method == MonitorMethod::Plain,
+            }
+            .deserialize(&mut de)?;
+            (false, None, u)
+        }
+    };
+    de.end()?;
+    Ok(parsed)
 }
 
 fn is_unknown_method(r: &Result<crate::rpc::RawJson, Error>) -> bool {
@@ -626,7 +690,7 @@ fn monitor_requests(layouts: &[TableLayout], cfg: &SessionConfig, cond: bool) ->
     Json::Object(m)
 }
 
-fn handle_command(conn: &Arc<Connection>, shared: &Shared, db: &str, c: Command) {
+fn handle_command(conn: &Arc<Connection>, db: &str, c: Command, locks: &mut ConnLocks) {
     match c {
         Command::Transact(ops, reply) => {
             let conn = conn.clone();
@@ -635,36 +699,104 @@ fn handle_command(conn: &Arc<Connection>, shared: &Shared, db: &str, c: Command)
                 let _ = reply.send(conn.transact(&db, &ops).await);
             });
         }
-        Command::Lock(name, steal) => request_lock(conn, shared, &name, steal),
-        Command::Unlock(name) => {
-            let conn = conn.clone();
-            tokio::spawn(async move {
-                let _ = conn.call("unlock", &json!([name])).await;
-            });
+        Command::Lock(name, steal) => locks.request(&name, steal),
+        Command::Unlock(name) => locks.unlock(&name),
+    }
+}
+
+/// The lock requests of one connection. One task sends them in order, so that an `unlock` and a
+/// following `lock` of the same name cannot overtake each other.
+struct ConnLocks {
+    tx: mpsc::UnboundedSender<LockOp>,
+    /// Names requested on this connection and not unlocked since.
+    requested: HashSet<String>,
+}
+
+enum LockOp {
+    Request {
+        name: String,
+        steal: bool,
+        /// OVSDB refuses a second request for a name until it is unlocked.
+        unlock_first: bool,
+    },
+    Unlock(String),
+}
+
+impl ConnLocks {
+    fn start(conn: &Arc<Connection>, shared: &Arc<Shared>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Ends when `tx` is dropped with the connection's serve loop.
+        tokio::spawn(lock_requests(conn.clone(), shared.clone(), rx));
+        ConnLocks {
+            tx,
+            requested: HashSet::new(),
+        }
+    }
+
+    fn request(&mut self, name: &str, steal: bool) {
+        let unlock_first = if self.requested.contains(name) {
+            if !steal {
+                return; // already held or waited for
+            }
+            true
+        } else {
+            self.requested.insert(name.to_string());
+            false
+        };
+        let _ = self.tx.send(LockOp::Request {
+            name: name.to_string(),
+            steal,
+            unlock_first,
+        });
+    }
+
+    fn unlock(&mut self, name: &str) {
+        if self.requested.remove(name) {
+            let _ = self.tx.send(LockOp::Unlock(name.to_string()));
         }
     }
 }
 
-fn request_lock(conn: &Arc<Connection>, shared: &Shared, name: &str, steal: bool) {
-    let conn = conn.clone();
-    let name = name.to_string();
-    let sender = shared
-        .locks
-        .lock()
-        .unwrap()
-        .get(&name)
-        .map(|(_, w)| w.clone());
-    let Some(sender) = sender else { return };
-    tokio::spawn(async move {
-        let method = if steal { "steal" } else { "lock" };
-        match conn.call(method, &json!([name])).await {
-            Ok(r) => {
-                let held = r.get("locked").and_then(Json::as_bool).unwrap_or(false);
-                let _ = sender.send(held);
+async fn lock_requests(
+    conn: Arc<Connection>,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<LockOp>,
+) {
+    while let Some(op) = rx.recv().await {
+        match op {
+            LockOp::Request {
+                name,
+                steal,
+                unlock_first,
+            } => {
+                if unlock_first {
+                    if let Err(e) = conn.call("unlock", &json!([name])).await {
+                        warn!(lock = %name, error = %e, "unlock before steal failed");
+                    }
+                }
+                let epoch = shared.locks.lock().unwrap().get(&name).map(|l| l.epoch);
+                let method = if steal { "steal" } else { "lock" };
+                match conn.call(method, &json!([name])).await {
+                    Ok(r) => {
+                        // {"locked": false} only means "queued": a "locked" notification will say
+                        // when it is granted. A grant is applied unless a notification about this
+                        // lock has been handled meanwhile (it is newer than this reply).
+                        let granted = r.get("locked").and_then(Json::as_bool) == Some(true);
+                        let current = shared.locks.lock().unwrap().get(&name).map(|l| l.epoch);
+                        if granted && epoch.is_some() && current == epoch {
+                            shared.set_lock(&name, true);
+                        }
+                    }
+                    Err(e) => warn!(lock = %name, error = %e, "lock request failed"),
+                }
             }
-            Err(e) => warn!(lock = %name, error = %e, "lock request failed"),
+            LockOp::Unlock(name) => {
+                if let Err(e) = conn.call("unlock", &json!([name])).await {
+                    debug!(lock = %name, error = %e, "unlock failed");
+                }
+            }
         }
-    });
+    }
 }
 
 fn on_notification(
@@ -720,13 +852,13 @@ fn on_notification(
                 .ok()
                 .and_then(|v| v.into_iter().next());
             if let Some(name) = name {
-                if let Some((_, w)) = shared.locks.lock().unwrap().get(&name) {
-                    let _ = w.send(held);
+                if let Some(l) = shared.locks.lock().unwrap().get_mut(&name) {
+                    l.epoch += 1;
                 }
                 if !held {
                     warn!(lock = %name, "lock stolen by another client");
                 }
-                shared.emit(Event::Lock { name, held });
+                shared.set_lock(&name, held);
             }
         }
         "monitor_canceled" => return Err("server canceled the monitor (database changed)".into()),
@@ -827,5 +959,97 @@ impl<'de> Visitor<'de> for NotificationSeed<'_> {
             .ok_or_else(|| de::Error::custom("missing table updates"))?;
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Parsed::Main(txn, updates))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fuzzing support: the session's handling of server messages, without a connection.
+
+/// A session's message handling on its own, for [`crate::fuzzing`].
+pub(crate) struct FuzzSession {
+    shared: Shared,
+    layouts: HashMap<String, TableLayout>,
+    state: LoopState,
+    server_known: Option<Json>,
+    leader_only: bool,
+}
+
+impl FuzzSession {
+    pub(crate) fn new(schema: &DatabaseSchema, leader_only: bool) -> Self {
+        let layouts: Vec<TableLayout> = schema
+            .tables
+            .values()
+            .map(|t| TableLayout::new(t, None).0)
+            .collect();
+        let (status, _) = watch::channel(SessionStatus::default());
+        let shared = Shared {
+            replica: RwLock::new(Replica::new(layouts.clone())),
+            status,
+            subscribers: Mutex::default(),
+            locks: Mutex::default(),
+        };
+        let (held, _) = watch::channel(false);
+        shared.locks.lock().unwrap().insert(
+            "lock".into(),
+            LockState {
+                steal: false,
+                held,
+                epoch: 0,
+            },
+        );
+        FuzzSession {
+            shared,
+            layouts: layouts.into_iter().map(|l| (l.name.clone(), l)).collect(),
+            state: LoopState {
+                max_index: 0,
+                queued: VecDeque::new(),
+            },
+            server_known: None,
+            leader_only,
+        }
+    }
+
+    /// A notification, as the serve loop handles it.
+    pub(crate) fn notification(&mut self, n: Notification) {
+        let _ = on_notification(
+            n,
+            &self.shared,
+            &self.layouts,
+            "Fuzz",
+            self.leader_only,
+            &mut self.state,
+            &mut self.server_known,
+        );
+    }
+
+    /// A reply, as a monitor reply of each method (applied, then as a full dump) and as a
+    /// `_Server` monitor reply.
+    pub(crate) fn reply(&mut self, bytes: &[u8]) {
+        for method in [
+            MonitorMethod::CondSince,
+            MonitorMethod::Cond,
+            MonitorMethod::Plain,
+        ] {
+            if let Ok((found, _, updates)) = parse_monitor_reply(method, bytes, &self.layouts) {
+                let mut r = self.shared.replica.write().unwrap();
+                if found {
+                    r.apply(updates);
+                } else {
+                    let layouts = self.layouts.values().cloned().collect();
+                    r.replace(layouts, updates);
+                }
+            }
+        }
+        if let Ok(j) = serde_json::from_slice::<Json>(bytes) {
+            if let Some(row) = server_row(&j, "Fuzz") {
+                let _ = member_problem(&row, self.leader_only, &mut self.state.max_index);
+                self.server_known = Some(row);
+            }
+        }
+    }
+
+    /// The replica as JSON (checks that whatever was applied can be written out).
+    pub(crate) fn replica_json(&self) -> Json {
+        self.shared.replica.read().unwrap().to_json()
     }
 }

@@ -35,9 +35,13 @@ struct Args {
 }
 
 fn vm_hwm_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+fn status_mib(key: &str) -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
@@ -71,10 +75,11 @@ async fn main() -> Result<()> {
     let rows = session.read(|r| r.row_count());
     let hwm_load = vm_hwm_mib();
     println!(
-        "replica ({}): {rows} rows complete in {:.3} s, peak RSS {:.0} MiB",
+        "replica ({}): {rows} rows complete in {:.3} s, peak RSS {:.0} MiB, RSS after load {:.0} MiB",
         a.columns,
         load.as_secs_f64(),
-        hwm_load
+        hwm_load,
+        status_mib("VmRSS:")
     );
     // Drain the initial change set.
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), events.recv()).await {}

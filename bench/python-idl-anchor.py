@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""The anchor users have today: the Python `ovs` IDL (Debian python3-openvswitch), which ovsdbapp and so
+ovn-bgp-agent are built on, loading the same tables as the replica benchmark.
+
+Does what ovsdbapp's connection setup does: fetch the schema with get_schema, register the
+tables/columns on a SchemaHelper, open an Idl on the remote and run it until the initial load is in
+(has_ever_connected, state MONITORING, change_seqno moved). Prints elapsed seconds (start to loaded,
+and connect-to-loaded without the get_schema round trip), row counts and peak RSS.
+
+Run with Debian's interpreter (/usr/bin/python3), which is where python3-openvswitch lives.
+
+    bench/python-idl-anchor.py --remote unix:/tmp/x/nb.sock \
+        --columns 'Logical_Switch:name,ports;Logical_Switch_Port:name,addresses' [--json]
+    bench/python-idl-anchor.py --remote unix:/tmp/x/nb.sock --tables Logical_Switch,NAT --columns all
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import ovs.db.idl
+import ovs.jsonrpc
+import ovs.poller
+import ovs.stream
+
+
+def get_schema(remote, db):
+    err, strm = ovs.stream.Stream.open_block(ovs.stream.Stream.open(remote))
+    if err:
+        sys.exit(f"python-idl-anchor: cannot connect to {remote}: {err}")
+    rpc = ovs.jsonrpc.Connection(strm)
+    err, resp = rpc.transact_block(ovs.jsonrpc.Message.create_request("get_schema", [db]))
+    rpc.close()
+    if err or resp.error:
+        sys.exit(f"python-idl-anchor: get_schema failed: {err or resp.error}")
+    return resp.result
+
+
+def selection(tables_arg, columns_args, schema):
+    """Table -> list of columns, or None for every column (register_table)."""
+    specs = {}
+    for t in filter(None, (tables_arg or "").split(",")):
+        specs[t] = None
+    for arg in columns_args:
+        for spec in arg.replace(";", " ").split():
+            if spec == "all":
+                continue
+            t, _, cols = spec.partition(":")
+            specs[t] = [c for c in cols.split(",") if c]
+    if not specs:
+        sys.exit("python-idl-anchor: no tables: give --tables or --columns Table:c1,c2")
+    out = {}
+    for t, cols in specs.items():
+        if t not in schema["tables"]:
+            sys.exit(f"python-idl-anchor: table {t} is not in the schema")
+        if cols is None:
+            out[t] = None
+            continue
+        have = schema["tables"][t]["columns"]
+        keep = [c for c in cols if c in have]
+        for c in cols:
+            if c not in have:
+                print(f"python-idl-anchor: {t}.{c} is not in this schema; dropped", file=sys.stderr)
+        out[t] = keep
+    return out
+
+
+def vm_hwm_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--remote", required=True, help="e.g. unix:/tmp/x/nb.sock")
+    ap.add_argument("--db", default="OVN_Northbound")
+    ap.add_argument("--tables", default="", help="comma-separated; tables without a column spec get all columns")
+    ap.add_argument("--columns", action="append", default=[],
+                    help="'all' or 'Table:c1,c2' specs separated by ';' (repeatable)")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--timeout", type=float, default=900.0)
+    args = ap.parse_args()
+
+    t0 = time.monotonic()
+    schema_json = get_schema(args.remote, args.db)
+    sel = selection(args.tables, args.columns, schema_json)
+    helper = ovs.db.idl.SchemaHelper(None, schema_json)
+    for t, cols in sel.items():
+        if cols is None:
+            helper.register_table(t)
+        else:
+            helper.register_columns(t, cols)
+    t_connect = time.monotonic()
+    idl = ovs.db.idl.Idl(args.remote, helper)
+
+    while True:
+        idl.run()
+        if idl.has_ever_connected() and idl.state == idl.IDL_S_MONITORING and idl.change_seqno > 0:
+            break
+        if time.monotonic() - t0 > args.timeout:
+            sys.exit("python-idl-anchor: timed out before the initial load completed")
+        poller = ovs.poller.Poller()
+        idl.wait(poller)
+        poller.block()
+    t_done = time.monotonic()
+
+    rows = {t: len(idl.tables[t].rows) for t in sel}
+    ru_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    res = {
+        "tool": "python-idl",
+        "label": args.label,
+        "elapsed_s": round(t_done - t0, 3),
+        "connect_to_loaded_s": round(t_done - t_connect, 3),
+        "peak_rss_kib": ru_kib,
+        "vm_hwm_kib": vm_hwm_kib(),
+        "tables": len(sel),
+        "columns": sum(len(c) if c is not None else len(schema_json["tables"][t]["columns"])
+                       for t, c in sel.items()),
+        "rows": rows,
+        "python": sys.version.split()[0],
+        "ovs_json_c_extension": _has_c_json(),
+    }
+    idl.close()
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print("python-idl label={} elapsed_s={:.3f} connect_to_loaded_s={:.3f} peak_rss_kib={} "
+              "peak_rss_mib={:.1f} rows={}".format(args.label or "-", res["elapsed_s"], res["connect_to_loaded_s"],
+                                                   ru_kib, ru_kib / 1024.0, sum(rows.values())))
+        print("python-idl rows: " + " ".join(f"{t}={n}" for t, n in sorted(rows.items())))
+
+
+def _has_c_json():
+    try:
+        import ovs._json  # noqa: F401  (the C parser python-ovs uses when present)
+        return True
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    main()

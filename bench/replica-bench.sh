@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Replica benchmark driver: fixtures and reference measurements, in one run on the same database.
+#
+#   bench/replica-bench.sh [--scale 1] [--seed 1] [--repeat 3] [--no-python] [--python-all]
+#                          [--replica] [--updates 1000] [--out FILE] [--gen-opts "--dual-stack-every 5 ..."]
+#
+# 1. ensures the NB database exists (gen-nb, cached under /var/tmp/ovnr-bench keyed by its parameters);
+# 2. copies it to a temp dir and starts a private ovsdb-server on it (unix socket; stopped on exit);
+# 3. raw-reader (the server's own limit): all columns and ovn-route's selection, monitor_cond_since and
+#    monitor_cond, plus the issue's reference shape (Logical_Switch_Port + Logical_Switch, all columns);
+# 4. the Python `ovs` IDL anchor (Debian python3-openvswitch) on the selection (and all columns with
+#    --python-all);
+# 5. (with --replica) our replica: target/release/replica-bench;
+# 6. prints a results table; the raw results (one JSON object a line) go to --out.
+#
+# Needs: ovsdb-server, ovsdb-tool, ovs-appctl (openvswitch-switch), /usr/bin/python3 with python3-openvswitch.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SCALE=1
+SEED=1
+REPEAT=3
+PYTHON=1
+PYTHON_ALL=0
+REPLICA=0
+UPDATES=1000
+OUT=""
+GEN_OPTS=""
+CACHE=/var/tmp/ovnr-bench
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --scale) SCALE=$2; shift 2 ;;
+        --seed) SEED=$2; shift 2 ;;
+        --repeat) REPEAT=$2; shift 2 ;;
+        --no-python) PYTHON=0; shift ;;
+        --python-all) PYTHON_ALL=1; shift ;;
+        --replica) REPLICA=1; shift ;;
+        --updates) UPDATES=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        --gen-opts) GEN_OPTS=$2; shift 2 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+export RUST_BACKTRACE=0
+DBNAME=OVN_Northbound
+TABLES_SEL="Logical_Switch,Logical_Switch_Port,Logical_Router,Logical_Router_Port,NAT,Gateway_Chassis,Load_Balancer,NB_Global"
+# ovn-route's column selection (LRP status exists from OVN 23.09 on; dropped with a warning when absent).
+COLUMNS_SEL="Logical_Switch:name,ports,other_config,external_ids"
+COLUMNS_SEL+=";Logical_Switch_Port:name,type,addresses,options,external_ids,up,enabled,dynamic_addresses,parent_name,tag"
+COLUMNS_SEL+=";Logical_Router:name,ports,nat,load_balancer,static_routes,options,external_ids,enabled"
+COLUMNS_SEL+=";Logical_Router_Port:name,mac,networks,gateway_chassis,options,external_ids,peer,ha_chassis_group,status"
+COLUMNS_SEL+=";NAT:type,external_ip,external_mac,logical_ip,logical_port,external_ids,options"
+COLUMNS_SEL+=";Gateway_Chassis:name,chassis_name,priority"
+COLUMNS_SEL+=";Load_Balancer:name,vips,protocol,external_ids,options"
+COLUMNS_SEL+=";NB_Global:options,external_ids"
+
+for tool in ovsdb-server ovsdb-tool ovs-appctl; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install openvswitch-switch ovn-central)" >&2; exit 1; }
+done
+
+cd "$ROOT"
+echo "== build (ovn-route-bench: gen-nb, raw-reader$([ $REPLICA = 1 ] && echo ', replica-bench'))" >&2
+BINS=(--bin gen-nb --bin raw-reader)
+[ "$REPLICA" = 1 ] && BINS+=(--bin replica-bench)
+cargo build --release -q -p ovn-route-bench "${BINS[@]}"
+BIN="$ROOT/target/release"
+
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+mkdir -p "$CACHE"
+echo "== database (gen-nb --scale $SCALE --seed $SEED $GEN_OPTS)" >&2
+t0=$(date +%s.%N)
+# shellcheck disable=SC2086  # GEN_OPTS is a list of options
+DB=$("$BIN/gen-nb" --scale "$SCALE" --seed "$SEED" $GEN_OPTS --cache-dir "$CACHE" --print-path 2>"$CACHE/gen-nb.last.log") || {
+    cat "$CACHE/gen-nb.last.log" >&2; exit 1; }
+t1=$(date +%s.%N)
+META="${DB%.db}.json"
+echo "   $DB ($(du -h "$DB" | cut -f1); gen-nb call took $(elapsed "$t0" "$t1") s)" >&2
+
+WORK=$(mktemp -d "$CACHE/run.XXXXXX")
+RESULTS="$WORK/results.jsonl"
+SERVER_PID=""
+cleanup() {
+    local rc=$?
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        ovs-appctl -t "$WORK/nb.ctl" exit >/dev/null 2>&1 || kill "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [ -n "$OUT" ] && [ -f "$RESULTS" ]; then cp "$RESULTS" "$OUT"; fi
+    rm -rf "$WORK"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A copy: the replica benchmark commits transactions, the cached file stays pristine.
+cp "$DB" "$WORK/nb.db"
+echo "== ovsdb-server on $WORK/nb.sock" >&2
+s0=$(date +%s.%N)
+ovsdb-server --detach --no-chdir --pidfile="$WORK/nb.pid" --log-file="$WORK/nb.log" \
+    --remote="punix:$WORK/nb.sock" --unixctl="$WORK/nb.ctl" "$WORK/nb.db" 2>/dev/null
+s1=$(date +%s.%N)
+SERVER_PID=$(cat "$WORK/nb.pid")
+server_load_s=$(elapsed "$s0" "$s1")
+echo "   pid $SERVER_PID, database loaded in ${server_load_s} s" >&2
+/usr/bin/python3 - "$META" "$DB" "$server_load_s" >>"$RESULTS" <<'EOF'
+import json, os, sys
+meta = json.load(open(sys.argv[1]))
+meta.update(tool="gen-nb", db_file_bytes=os.path.getsize(sys.argv[2]), server_load_s=float(sys.argv[3]))
+print(json.dumps(meta))
+EOF
+
+raw() { # label method columns [tables]
+    local label=$1 method=$2 columns=$3 tables=${4:-}
+    echo "== raw-reader $label $method x$REPEAT" >&2
+    "$BIN/raw-reader" --socket "$WORK/nb.sock" --db "$DBNAME" --method "$method" \
+        ${tables:+--tables "$tables"} --columns "$columns" --repeat "$REPEAT" --label "$label" --json \
+        | tee -a "$RESULTS" >&2
+}
+raw "lsp+ls/all" monitor_cond_since all "Logical_Switch_Port,Logical_Switch"
+raw "all" monitor_cond_since all "$TABLES_SEL"
+raw "all" monitor_cond all "$TABLES_SEL"
+raw "selection" monitor_cond_since "$COLUMNS_SEL"
+raw "selection" monitor_cond "$COLUMNS_SEL"
+
+if [ "$PYTHON" = 1 ]; then
+    echo "== python ovs IDL (selection)" >&2
+    /usr/bin/python3 "$ROOT/bench/python-idl-anchor.py" --remote "unix:$WORK/nb.sock" --db "$DBNAME" \
+        --columns "$COLUMNS_SEL" --label selection --json | tee -a "$RESULTS" >&2
+    if [ "$PYTHON_ALL" = 1 ]; then
+        echo "== python ovs IDL (all columns)" >&2
+        /usr/bin/python3 "$ROOT/bench/python-idl-anchor.py" --remote "unix:$WORK/nb.sock" --db "$DBNAME" \
+            --tables "$TABLES_SEL" --columns all --label all --json | tee -a "$RESULTS" >&2
+    fi
+fi
+
+if [ "$REPLICA" = 1 ]; then
+    echo "== ovn-route replica (replica-bench)" >&2
+    # Our replica, written against the ovsdb crate: connect-to-complete, peak RSS, commit-to-notification latency.
+    "$BIN/replica-bench" --remote "unix:$WORK/nb.sock" --database "$DBNAME" --columns agent --updates "$UPDATES" \
+        | tee "$WORK/replica.txt" >&2
+    /usr/bin/python3 -c 'import json,sys; print(json.dumps({"tool":"replica-bench","label":"agent","output":sys.stdin.read()}))' \
+        <"$WORK/replica.txt" >>"$RESULTS"
+fi
+# Placeholder until replica-bench reports in this table's format:
+# "$BIN/replica-bench" --remote "unix:$WORK/nb.sock" --columns agent --updates "$UPDATES"
+
+server_hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+echo "{\"tool\": \"ovsdb-server\", \"peak_rss_kib\": ${server_hwm:-0}}" >>"$RESULTS"
+
+/usr/bin/python3 - "$RESULTS" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+g = next(r for r in rows if r["tool"] == "gen-nb")
+print()
+print(f"database: {g['db']}")
+print(f"  {g['db_file_bytes'] / 1e6:.1f} MB, {g['rows']['total']} rows "
+      f"(LS {g['rows']['Logical_Switch']}, LSP {g['rows']['Logical_Switch_Port']}, LR {g['rows']['Logical_Router']}, "
+      f"LRP {g['rows']['Logical_Router_Port']}, NAT {g['rows']['NAT']}, GC {g['rows']['Gateway_Chassis']}, "
+      f"LB {g['rows']['Load_Balancer']}); generated in {g['total_s']:.1f} s "
+      f"(transactions {g['transactions_done_s']:.1f} s, compaction {g['compact_s']:.1f} s); "
+      f"ovsdb-server loads it in {g['server_load_s']:.2f} s")
+print()
+hdr = f"{'measurement':<44} {'time s':>14} {'MB':>8} {'peak RSS MiB':>13}"
+print(hdr)
+print("-" * len(hdr))
+raws = {}
+for r in rows:
+    if r["tool"] == "raw-reader":
+        raws.setdefault((r["label"], r["method"]), []).append(r)
+for (label, method), rs in raws.items():
+    ts = [r["elapsed_s"] for r in rs]
+    t = f"{ts[0]:.2f}" + (f" (min {min(ts):.2f})" if len(ts) > 1 else "")
+    print(f"{'raw reader ' + label + ' ' + method:<44} {t:>14} {rs[0]['bytes'] / 1e6:>8.1f} "
+          f"{max(r['peak_rss_kib'] for r in rs) / 1024:>13.1f}")
+for r in rows:
+    if r["tool"] == "python-idl":
+        print(f"{'python ovs IDL ' + r['label']:<44} {r['elapsed_s']:>14.2f} {'':>8} {r['peak_rss_kib'] / 1024:>13.1f}")
+for r in rows:
+    if r["tool"] == "replica-bench":
+        print("ovn-route replica (replica-bench output):")
+        print("  " + r["output"].strip().replace("\n", "\n  "))
+for r in rows:
+    if r["tool"] == "ovsdb-server":
+        print(f"{'ovsdb-server (whole run)':<44} {'':>14} {'':>8} {r['peak_rss_kib'] / 1024:>13.1f}")
+print()
+print("raw reader time: connect to reply complete, first run (min over repeats); MB = 10^6 bytes of the reply.")
+EOF

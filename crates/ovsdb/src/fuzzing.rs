@@ -1,0 +1,91 @@
+//! Fuzzing entry point (not part of the API): the cargo-fuzz target `decode` in `fuzz/` and the
+//! `fuzz_decode` test run [`fuzz_decode`] on arbitrary bytes.
+//!
+//! It takes the path a server's bytes take through the client: frame splitting with a small size
+//! limit, JSON-RPC envelope parsing and dispatch (replies, notifications, echo requests), then the
+//! session's handling of every message (monitor replies of each method parsed into a replica and
+//! applied as updates and as a full dump, `update`/`update2`/`update3` notifications, `_Server`
+//! rows, lock notifications), with a fixed small schema. It must never panic, whatever the input.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::framing::FrameDecoder;
+use crate::rpc::{dispatch, Pending};
+use crate::schema::DatabaseSchema;
+use crate::session::FuzzSession;
+use crate::value::Datum;
+
+/// The size limit of the decoder (small, so that the limit is reached often).
+pub const MAX_MESSAGE: usize = 4096;
+
+/// The schema the fuzzed updates are parsed against: every kind of column.
+pub const SCHEMA: &str = r#"{"name": "Fuzz", "version": "1.0.0", "tables": {
+  "T": {"columns": {
+    "s": {"type": "string"},
+    "i": {"type": {"key": "integer", "min": 0, "max": 1}},
+    "r": {"type": "real"},
+    "b": {"type": {"key": "boolean", "min": 0, "max": "unlimited"}},
+    "u": {"type": {"key": {"type": "uuid", "refTable": "T"}, "min": 0, "max": "unlimited"}},
+    "m": {"type": {"key": "string", "value": "integer", "min": 0, "max": "unlimited"}},
+    "e": {"type": {"key": {"type": "string", "enum": ["set", ["a", "b"]]}, "min": 1, "max": 1}}},
+    "isRoot": true},
+  "U": {"columns": {"name": {"type": "string"}}}}}"#;
+
+fn schema() -> &'static DatabaseSchema {
+    static S: OnceLock<DatabaseSchema> = OnceLock::new();
+    S.get_or_init(|| DatabaseSchema::from_json(&serde_json::from_str(SCHEMA).unwrap()).unwrap())
+}
+
+/// Runs `data` through the client's decoding. The first byte chooses the read size (1 to 64 bytes)
+/// and whether the session is `leader_only`; the rest is the byte stream from the server.
+pub fn fuzz_decode(data: &[u8]) {
+    let Some((&first, stream)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(first % 64) + 1;
+    let mut session = FuzzSession::new(schema(), first & 0x80 != 0);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (note_tx, mut note_rx) = mpsc::unbounded_channel();
+    let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+    let mut dec = FrameDecoder::new(MAX_MESSAGE);
+    for piece in stream.chunks(chunk) {
+        dec.extend(piece);
+        loop {
+            let frame = match dec.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(_) => return, // the connection would be dropped here
+            };
+            assert!(frame.len() <= MAX_MESSAGE, "frame over the limit");
+            let _ = serde_json::from_slice::<Datum>(&frame);
+            // Requests 1 and 2 are always waiting for their reply.
+            let (tx1, mut rx1) = oneshot::channel();
+            let (tx2, mut rx2) = oneshot::channel();
+            {
+                let mut p = pending.lock().unwrap();
+                p.insert(1, ("monitor_cond_since".into(), tx1));
+                p.insert(2, ("lock".into(), tx2));
+            }
+            if dispatch("fuzz", frame, &out_tx, &pending, &note_tx).is_err() {
+                return;
+            }
+            for rx in [&mut rx1, &mut rx2] {
+                if let Ok(Ok(reply)) = rx.try_recv() {
+                    session.reply(reply.bytes());
+                    let _ = reply.json();
+                }
+            }
+            while let Ok(n) = note_rx.try_recv() {
+                session.notification(n);
+            }
+            while let Ok(answer) = out_rx.try_recv() {
+                // Answers to the server's requests must be valid JSON.
+                serde_json::from_slice::<serde_json::Value>(&answer).expect("answers are JSON");
+            }
+        }
+    }
+    let _ = session.replica_json();
+}
