@@ -3,6 +3,7 @@
 #
 #   bench/replica-bench.sh [--scale 1] [--seed 1] [--repeat 3] [--no-python] [--python-all]
 #                          [--replica] [--updates 1000] [--out FILE] [--gen-opts "--dual-stack-every 5 ..."]
+#                          [--wait-idle SECONDS]
 #
 # 1. ensures the NB database exists (gen-nb, cached under /var/tmp/ovnr-bench keyed by its parameters);
 # 2. copies it to a temp dir and starts a private ovsdb-server on it (unix socket; stopped on exit);
@@ -12,6 +13,8 @@
 #    --python-all);
 # 5. (with --replica) our replica: target/release/replica-bench;
 # 6. prints a results table; the raw results (one JSON object a line) go to --out.
+# The machine's CPU use by other processes is sampled before the measurements and reported (2 cores:
+# a concurrent build skews every figure); --wait-idle N waits up to N s for it to drop below 15%.
 #
 # Needs: ovsdb-server, ovsdb-tool, ovs-appctl (openvswitch-switch), /usr/bin/python3 with python3-openvswitch.
 set -euo pipefail
@@ -26,6 +29,7 @@ REPLICA=0
 UPDATES=1000
 OUT=""
 GEN_OPTS=""
+WAIT_IDLE=0
 CACHE=/var/tmp/ovnr-bench
 
 while [ $# -gt 0 ]; do
@@ -39,7 +43,8 @@ while [ $# -gt 0 ]; do
         --updates) UPDATES=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --gen-opts) GEN_OPTS=$2; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --wait-idle) WAIT_IDLE=$2; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -97,6 +102,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Percent of all CPUs busy over a 2 s sample (nothing of ours runs meanwhile).
+cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    sleep 2
+    b=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2];
+        printf "%.0f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
+}
+busy=$(cpu_busy)
+waited=0
+while [ "$busy" -ge 15 ] && [ "$waited" -lt "$WAIT_IDLE" ]; do
+    echo "   machine ${busy}% busy; waiting for it to go idle" >&2
+    sleep 3; waited=$((waited + 5)); busy=$(cpu_busy)
+done
+echo "== machine ${busy}% busy before measuring; loadavg $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "{\"tool\": \"machine\", \"busy_pct_before\": $busy, \"loadavg_before\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"nproc\": $(nproc)}" >>"$RESULTS"
+
 # A copy: the replica benchmark commits transactions, the cached file stays pristine.
 cp "$DB" "$WORK/nb.db"
 echo "== ovsdb-server on $WORK/nb.sock" >&2
@@ -151,6 +174,7 @@ fi
 
 server_hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
 echo "{\"tool\": \"ovsdb-server\", \"peak_rss_kib\": ${server_hwm:-0}}" >>"$RESULTS"
+echo "{\"tool\": \"machine\", \"loadavg_after\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$RESULTS"
 
 /usr/bin/python3 - "$RESULTS" <<'EOF'
 import json, sys
@@ -164,6 +188,12 @@ print(f"  {g['db_file_bytes'] / 1e6:.1f} MB, {g['rows']['total']} rows "
       f"LB {g['rows']['Load_Balancer']}); generated in {g['total_s']:.1f} s "
       f"(transactions {g['transactions_done_s']:.1f} s, compaction {g['compact_s']:.1f} s); "
       f"ovsdb-server loads it in {g['server_load_s']:.2f} s")
+m = {}
+for r in rows:
+    if r["tool"] == "machine":
+        m.update(r)
+print(f"machine: {m.get('nproc', '?')} CPUs, {m.get('busy_pct_before', '?')}% busy before measuring, "
+      f"loadavg {m.get('loadavg_before', '?')} before / {m.get('loadavg_after', '?')} after")
 print()
 hdr = f"{'measurement':<44} {'time s':>14} {'MB':>8} {'peak RSS MiB':>13}"
 print(hdr)

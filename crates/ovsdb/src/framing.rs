@@ -14,18 +14,125 @@ pub enum FrameError {
     Garbage(u8),
 }
 
-/// Incremental splitter of back-to-back JSON values.
+/// Finds where back-to-back JSON values end, without keeping any bytes: the connection runs it over
+/// the stream to enforce the size limit and to tell a clean close from one in mid-message, while the
+/// parser deserializes the same bytes as they arrive.
+#[derive(Debug, Clone)]
+pub struct FrameScanner {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    in_message: bool,
+    /// Bytes of the current message seen so far.
+    len: usize,
+    max: usize,
+}
+
+impl FrameScanner {
+    /// A scanner that refuses messages longer than `max` bytes.
+    pub fn new(max: usize) -> Self {
+        FrameScanner {
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            in_message: false,
+            len: 0,
+            max,
+        }
+    }
+
+    /// True while a message has started and not ended.
+    pub fn in_message(&self) -> bool {
+        self.in_message
+    }
+
+    /// Scans `data`, the next bytes of the stream; returns the offset just past the first message that
+    /// ends within it, if one does (call again with the rest).
+    pub fn scan(&mut self, data: &[u8]) -> Result<Option<usize>, FrameError> {
+        let n = data.len();
+        let mut i = 0;
+        // The current message's length is `carried + (offset - begin)`: what earlier scans saw of it
+        // plus its bytes in this scan.
+        let mut carried = self.len;
+        let mut begin = 0;
+        while i < n {
+            let b = data[i];
+            if !self.in_message {
+                match b {
+                    b' ' | b'\t' | b'\r' | b'\n' => {
+                        i += 1;
+                        continue;
+                    }
+                    b'{' | b'[' => {
+                        self.in_message = true;
+                        self.depth = 1;
+                        carried = 0;
+                        begin = i;
+                        i += 1;
+                        continue;
+                    }
+                    other => return Err(FrameError::Garbage(other)),
+                }
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    i += 1;
+                    continue;
+                }
+                // Skip quickly to the next quote or backslash.
+                match data[i..].iter().position(|&c| c == b'"' || c == b'\\') {
+                    Some(off) => {
+                        i += off;
+                        if data[i] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            self.in_string = false;
+                        }
+                        i += 1;
+                    }
+                    None => i = n,
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        let end = i + 1;
+                        self.in_message = false;
+                        // A message can arrive whole in one read: the limit applies to it too.
+                        if carried + (end - begin) > self.max {
+                            return Err(FrameError::TooLarge(self.max));
+                        }
+                        self.len = 0;
+                        return Ok(Some(end));
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        if self.in_message {
+            self.len = carried + (n - begin);
+            if self.len > self.max {
+                return Err(FrameError::TooLarge(self.max));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Splits a byte stream into whole messages (for tools and tests that need the bytes of each
+/// message; the client itself parses while receiving and never holds a whole message).
 #[derive(Debug)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
     /// Next byte to scan.
     pos: usize,
-    /// Start of the message being scanned, once its first byte has been seen.
-    start: Option<usize>,
-    depth: u32,
-    in_string: bool,
-    escaped: bool,
-    max: usize,
+    scanner: FrameScanner,
 }
 
 impl FrameDecoder {
@@ -34,11 +141,7 @@ impl FrameDecoder {
         FrameDecoder {
             buf: Vec::with_capacity(64 * 1024),
             pos: 0,
-            start: None,
-            depth: 0,
-            in_string: false,
-            escaped: false,
-            max,
+            scanner: FrameScanner::new(max),
         }
     }
 
@@ -59,85 +162,25 @@ impl FrameDecoder {
 
     /// Returns the next complete message, if the buffer holds one.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        let buf = &self.buf;
-        let mut i = self.pos;
-        let n = buf.len();
-        while i < n {
-            let b = buf[i];
-            if self.start.is_none() {
-                match b {
-                    b' ' | b'\t' | b'\r' | b'\n' => {
-                        i += 1;
-                        continue;
-                    }
-                    b'{' | b'[' => {
-                        self.start = Some(i);
-                        self.depth = 1;
-                        i += 1;
-                        continue;
-                    }
-                    other => return Err(FrameError::Garbage(other)),
-                }
+        let scanned = self.scanner.scan(&self.buf[self.pos..])?;
+        match scanned {
+            Some(off) => {
+                let end = self.pos + off;
+                let frame: Vec<u8> = self.buf.drain(..end).collect();
+                self.pos = 0;
+                let text = frame.trim_ascii_start();
+                Ok(Some(text.to_vec()))
             }
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                    i += 1;
-                    continue;
+            None => {
+                self.pos = self.buf.len();
+                if !self.scanner.in_message() {
+                    // Only whitespace so far: drop it.
+                    self.buf.clear();
+                    self.pos = 0;
                 }
-                // Skip quickly to the next quote or backslash.
-                match buf[i..].iter().position(|&c| c == b'"' || c == b'\\') {
-                    Some(off) => {
-                        i += off;
-                        if buf[i] == b'\\' {
-                            self.escaped = true;
-                        } else {
-                            self.in_string = false;
-                        }
-                        i += 1;
-                    }
-                    None => i = n,
-                }
-                continue;
+                Ok(None)
             }
-            match b {
-                b'"' => self.in_string = true,
-                b'{' | b'[' => self.depth += 1,
-                b'}' | b']' => {
-                    self.depth -= 1;
-                    if self.depth == 0 {
-                        let start = self.start.take().unwrap();
-                        let end = i + 1;
-                        // A message can arrive whole in one read: the limit applies to it too.
-                        if end - start > self.max {
-                            return Err(FrameError::TooLarge(self.max));
-                        }
-                        let frame = if start == 0 && end == n {
-                            std::mem::take(&mut self.buf)
-                        } else {
-                            let f = self.buf[start..end].to_vec();
-                            self.buf.drain(..end);
-                            f
-                        };
-                        self.pos = 0;
-                        return Ok(Some(frame));
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
         }
-        self.pos = n;
-        if let Some(start) = self.start {
-            if n - start > self.max {
-                return Err(FrameError::TooLarge(self.max));
-            }
-        } else {
-            // Only whitespace so far: drop it.
-            self.buf.clear();
-            self.pos = 0;
-        }
-        Ok(None)
     }
 }
 

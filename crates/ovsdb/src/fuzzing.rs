@@ -12,14 +12,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::framing::FrameDecoder;
+use crate::framing::FrameScanner;
 use crate::rpc::{dispatch, Pending};
 use crate::schema::DatabaseSchema;
-use crate::session::FuzzSession;
-use crate::value::Datum;
+use crate::session::{FuzzSession, MonitorMethod};
+use crate::stream::{read_messages, ParseContext};
 
-/// The size limit of the decoder (small, so that the limit is reached often).
+/// The size limit of the scanner (small, so that the limit is reached often).
 pub const MAX_MESSAGE: usize = 4096;
+
+/// The monitor id the fuzzed main monitor uses.
+pub const MONITOR_ID: &str = "ovsdb-rs";
 
 /// The schema the fuzzed updates are parsed against: every kind of column.
 pub const SCHEMA: &str = r#"{"name": "Fuzz", "version": "1.0.0", "tables": {
@@ -39,28 +42,72 @@ fn schema() -> &'static DatabaseSchema {
     S.get_or_init(|| DatabaseSchema::from_json(&serde_json::from_str(SCHEMA).unwrap()).unwrap())
 }
 
-/// Runs `data` through the client's decoding. The first byte chooses the read size (1 to 64 bytes)
-/// and whether the session is `leader_only`; the rest is the byte stream from the server.
+/// Reads a slice in pieces of a fixed size, as a socket would deliver it.
+struct Pieces<'a> {
+    data: &'a [u8],
+    chunk: usize,
+}
+
+impl std::io::Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.chunk).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// Runs `data` through the client's decoding. The first byte chooses the read size (1 to 32 bytes),
+/// which monitor reply is awaited (none, `monitor_cond_since`, `monitor_cond`, `monitor`) and whether
+/// the session is `leader_only`; the rest is the byte stream from the server.
 pub fn fuzz_decode(data: &[u8]) {
     let Some((&first, stream)) = data.split_first() else {
         return;
     };
-    let chunk = usize::from(first % 64) + 1;
+    let chunk = usize::from(first % 32) + 1;
+    let expect = match (first >> 5) & 3 {
+        0 => None,
+        1 => Some(MonitorMethod::CondSince),
+        2 => Some(MonitorMethod::Cond),
+        _ => Some(MonitorMethod::Plain),
+    };
+    // The reader task drops the connection where the scanner objects; the parser sees the bytes
+    // before that point only.
+    let mut scanner = FrameScanner::new(MAX_MESSAGE);
+    let mut accepted = 0;
+    while accepted < stream.len() {
+        let piece = &stream[accepted..(accepted + chunk).min(stream.len())];
+        let mut off = 0;
+        let ok = loop {
+            match scanner.scan(&piece[off..]) {
+                Ok(Some(end)) => off += end,
+                Ok(None) => break true,
+                Err(_) => break false,
+            }
+        };
+        if !ok {
+            break;
+        }
+        accepted += piece.len();
+    }
+    let stream = &stream[..accepted];
+
     let mut session = FuzzSession::new(schema(), first & 0x80 != 0);
+    let ctx = Arc::new(Mutex::new(ParseContext {
+        layouts: Arc::new(session.layouts().clone()),
+        monitor_id: Some(MONITOR_ID.to_string()),
+        expect_reply: expect,
+    }));
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (note_tx, mut note_rx) = mpsc::unbounded_channel();
     let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
-    let mut dec = FrameDecoder::new(MAX_MESSAGE);
-    for piece in stream.chunks(chunk) {
-        dec.extend(piece);
-        loop {
-            let frame = match dec.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(_) => return, // the connection would be dropped here
-            };
-            assert!(frame.len() <= MAX_MESSAGE, "frame over the limit");
-            let _ = serde_json::from_slice::<Datum>(&frame);
+    let _ = read_messages(
+        Pieces {
+            data: stream,
+            chunk,
+        },
+        &ctx,
+        |m| {
             // Requests 1 and 2 are always waiting for their reply.
             let (tx1, mut rx1) = oneshot::channel();
             let (tx2, mut rx2) = oneshot::channel();
@@ -69,13 +116,10 @@ pub fn fuzz_decode(data: &[u8]) {
                 p.insert(1, ("monitor_cond_since".into(), tx1));
                 p.insert(2, ("lock".into(), tx2));
             }
-            if dispatch("fuzz", frame, &out_tx, &pending, &note_tx).is_err() {
-                return;
-            }
+            dispatch("fuzz", m, &out_tx, &pending, &note_tx)?;
             for rx in [&mut rx1, &mut rx2] {
                 if let Ok(Ok(reply)) = rx.try_recv() {
-                    session.reply(reply.bytes());
-                    let _ = reply.json();
+                    session.reply(reply);
                 }
             }
             while let Ok(n) = note_rx.try_recv() {
@@ -85,7 +129,8 @@ pub fn fuzz_decode(data: &[u8]) {
                 // Answers to the server's requests must be valid JSON.
                 serde_json::from_slice::<serde_json::Value>(&answer).expect("answers are JSON");
             }
-        }
-    }
+            Ok(())
+        },
+    );
     let _ = session.replica_json();
 }

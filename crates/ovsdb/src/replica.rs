@@ -295,11 +295,7 @@ impl Replica {
             .iter()
             .map(|(n, t)| (n.clone(), (*t.layout).clone()))
             .collect();
-        let parsed = UpdatesSeed {
-            layouts: &layouts,
-            v1: false,
-        }
-        .deserialize(updates)?;
+        let parsed = UpdatesSeed { layouts: &layouts }.deserialize(updates)?;
         Ok(self.apply(parsed))
     }
 
@@ -454,10 +450,10 @@ fn changed_columns(layout: &TableLayout, old: &Row, new: &Row) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Parsing table updates straight from the wire into rows (no intermediate JSON tree).
 
-/// Seed for `<table-updates2>` (`v1 == false`) or `<table-updates>` (`v1 == true`).
+/// Seed for `<table-updates2>` and RFC 7047 `<table-updates>` alike (their row updates are told
+/// apart by their members: `initial`/`insert`/`modify`/`delete` versus `old`/`new`).
 pub(crate) struct UpdatesSeed<'a> {
     pub layouts: &'a HashMap<String, TableLayout>,
-    pub v1: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for UpdatesSeed<'_> {
@@ -477,10 +473,7 @@ impl<'de> Visitor<'de> for UpdatesSeed<'_> {
         while let Some(table) = map.next_key::<String>()? {
             match self.layouts.get(&table) {
                 Some(layout) => {
-                    let rows = map.next_value_seed(TableSeed {
-                        layout,
-                        v1: self.v1,
-                    })?;
+                    let rows = map.next_value_seed(TableSeed { layout })?;
                     out.push((table, rows));
                 }
                 None => {
@@ -494,7 +487,6 @@ impl<'de> Visitor<'de> for UpdatesSeed<'_> {
 
 struct TableSeed<'a> {
     layout: &'a TableLayout,
-    v1: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for TableSeed<'_> {
@@ -516,7 +508,6 @@ impl<'de> Visitor<'de> for TableSeed<'_> {
                 .map_err(|e| de::Error::custom(format!("row key {key:?} is not a UUID: {e}")))?;
             let upd = map.next_value_seed(RowUpdateSeed {
                 layout: self.layout,
-                v1: self.v1,
             })?;
             out.push((uuid, upd));
         }
@@ -526,7 +517,6 @@ impl<'de> Visitor<'de> for TableSeed<'_> {
 
 struct RowUpdateSeed<'a> {
     layout: &'a TableLayout,
-    v1: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for RowUpdateSeed<'_> {
@@ -545,27 +535,25 @@ impl<'de> Visitor<'de> for RowUpdateSeed<'_> {
         let mut result: Option<RowUpdate> = None;
         let mut saw_old = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match (self.v1, &*key) {
-                (false, "initial" | "insert") => {
+            match &*key {
+                "initial" | "insert" => {
                     result = Some(RowUpdate::Put(map.next_value_seed(RowSeed(self.layout))?))
                 }
-                (false, "modify") => {
+                "modify" => {
                     result = Some(RowUpdate::Modify(
                         map.next_value_seed(RowSeed(self.layout))?,
                     ))
                 }
-                (false, "delete") => {
+                "delete" => {
                     map.next_value::<IgnoredAny>()?;
                     result = Some(RowUpdate::Delete);
                 }
-                (true, "new") => {
-                    result = Some(RowUpdate::Put(map.next_value_seed(RowSeed(self.layout))?))
-                }
-                (true, "old") => {
+                "new" => result = Some(RowUpdate::Put(map.next_value_seed(RowSeed(self.layout))?)),
+                "old" => {
                     map.next_value::<IgnoredAny>()?;
                     saw_old = true;
                 }
-                (_, other) => {
+                other => {
                     return Err(de::Error::custom(format!(
                         "unknown row update member {other:?}"
                     )));
@@ -627,8 +615,8 @@ mod tests {
         [("A".to_string(), l)].into()
     }
 
-    fn parse(l: &HashMap<String, TableLayout>, j: Json, v1: bool) -> TableUpdates {
-        UpdatesSeed { layouts: l, v1 }.deserialize(&j).unwrap()
+    fn parse(l: &HashMap<String, TableLayout>, j: Json, _v1: bool) -> TableUpdates {
+        UpdatesSeed { layouts: l }.deserialize(&j).unwrap()
     }
 
     const U: &str = "00000000-0000-0000-0000-000000000001";

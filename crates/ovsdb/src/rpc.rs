@@ -1,26 +1,28 @@
 //! One JSON-RPC connection to an OVSDB server: request/response matching, notifications, `echo` both
 //! ways and the inactivity probe.
 //!
-//! Replies and notifications are handed out as [`RawJson`]: the bytes of the message and the range of
-//! its `result` or `params`. The (possibly very large) initial monitor reply is parsed by the caller
-//! straight into replica rows, without an intermediate JSON tree.
+//! Two tasks and a thread per connection: the writer task sends requests; the reader task receives
+//! bytes, runs the inactivity probe and a [`FrameScanner`] (size limit, garbage, clean close), and
+//! passes the bytes on through a bounded channel to the parser thread, which deserializes each message
+//! while it arrives ([`crate::stream`]): the main monitor's data straight into rows, anything else into
+//! JSON. No message is ever held whole, and parsing overlaps the transfer.
 
 use std::collections::HashMap;
-use std::ops::Range;
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, trace, warn};
 
-use crate::framing::{FrameDecoder, FrameError};
+use crate::framing::{FrameError, FrameScanner};
+use crate::session::MonitorMethod;
+use crate::stream::{self, Message, Payload, SharedContext, Updates};
 use crate::transport::{self, SslConfig};
-use crate::{Error, Remote};
+use crate::{Error, Remote, TableLayout};
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -47,54 +49,17 @@ impl Default for ConnectOptions {
     }
 }
 
-/// The bytes of one message and the range of its payload (`result` or `params`).
-#[derive(Clone)]
-pub struct RawJson {
-    buf: Arc<Vec<u8>>,
-    range: Range<usize>,
-}
-
-impl RawJson {
-    /// The payload's JSON text.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[self.range.clone()]
-    }
-
-    /// Parses the payload.
-    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(self.bytes())
-    }
-
-    /// Parses the payload as a JSON tree.
-    pub fn json(&self) -> Result<Json, serde_json::Error> {
-        self.parse()
-    }
-
-    /// Size of the whole message in bytes.
-    pub fn message_len(&self) -> usize {
-        self.buf.len()
-    }
-}
-
-impl std::fmt::Debug for RawJson {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let b = self.bytes();
-        let shown = &b[..b.len().min(200)];
-        write!(f, "{}", String::from_utf8_lossy(shown))
-    }
-}
-
 /// A notification (or unsolicited request) from the server.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Notification {
     /// The method, e.g. `update3`, `locked`, `stolen`, `monitor_canceled`.
     pub method: String,
     /// Its parameters.
-    pub params: RawJson,
+    pub params: Payload,
 }
 
 pub(crate) type Pending =
-    Arc<Mutex<HashMap<u64, (String, oneshot::Sender<Result<RawJson, Error>>)>>>;
+    Arc<Mutex<HashMap<u64, (String, oneshot::Sender<Result<Payload, Error>>)>>>;
 
 /// An open JSON-RPC connection. Dropping it closes the connection.
 pub struct Connection {
@@ -103,6 +68,7 @@ pub struct Connection {
     pending: Pending,
     next_id: AtomicU64,
     closed: Arc<Mutex<Option<String>>>,
+    ctx: SharedContext,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -112,25 +78,6 @@ impl Drop for Connection {
             t.abort();
         }
     }
-}
-
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
-fn range_of(buf: &[u8], raw: &RawValue) -> Range<usize> {
-    let start = raw.get().as_ptr() as usize - buf.as_ptr() as usize;
-    start..start + raw.get().len()
 }
 
 impl Connection {
@@ -155,14 +102,20 @@ impl Connection {
         let (note_tx, note_rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
         let closed: Arc<Mutex<Option<String>>> = Arc::default();
+        let ctx: SharedContext = Arc::default();
+
+        // Why each side stopped; the parser thread, always the last to stop, settles `closed` with
+        // the most precise reason: its own error, else the reader's, else the writer's.
+        let read_reason: Arc<Mutex<Option<String>>> = Arc::default();
+        let write_reason: Arc<Mutex<Option<String>>> = Arc::default();
 
         let writer = {
-            let closed = closed.clone();
+            let write_reason = write_reason.clone();
             let remote = remote.clone();
             tokio::spawn(async move {
                 while let Some(msg) = out_rx.recv().await {
                     if let Err(e) = wr.write_all(&msg).await {
-                        let mut c = closed.lock().unwrap();
+                        let mut c = write_reason.lock().unwrap();
                         c.get_or_insert_with(|| {
                             format!("write failed: {}", transport::describe_io_error(&e))
                         });
@@ -174,26 +127,60 @@ impl Connection {
             })
         };
 
-        let reader = {
+        // The parser thread: bytes in, messages dispatched. It ends when the reader task drops the
+        // chunk sender (end of stream) or on a protocol error.
+        let (chunk_tx, chunk_rx) = mpsc::channel::<Vec<u8>>(16);
+        {
+            let read_reason = read_reason.clone();
+            let write_reason = write_reason.clone();
             let remote = remote.clone();
             let pending = pending.clone();
             let closed = closed.clone();
             let out = out_tx.clone();
+            let ctx = ctx.clone();
+            let closed_spawn = closed.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ovsdb-parser".into())
+                .spawn(move || {
+                    let reader = ChunkReader {
+                        rx: chunk_rx,
+                        cur: Vec::new(),
+                        pos: 0,
+                    };
+                    let res = stream::read_messages(reader, &ctx, |m| {
+                        dispatch(&remote, m, &out, &pending, &note_tx)
+                    });
+                    let reason = match res {
+                        Err(reason) => reason,
+                        Ok(()) => read_reason
+                            .lock()
+                            .unwrap()
+                            .clone()
+                            .or_else(|| write_reason.lock().unwrap().clone())
+                            .unwrap_or_else(|| "connection closed".into()),
+                    };
+                    debug!(%remote, %reason, "connection closed");
+                    let reason = closed.lock().unwrap().get_or_insert(reason).clone();
+                    fail_pending(&remote, &pending, &reason);
+                    drop(note_tx);
+                });
+            if let Err(e) = spawned {
+                closed_spawn
+                    .lock()
+                    .unwrap()
+                    .get_or_insert(format!("cannot start the parser thread: {e}"));
+            }
+        }
+
+        let reader = {
+            let out = out_tx.clone();
             let probe = opts.probe_interval;
             let max = opts.max_message_size;
             tokio::spawn(async move {
-                let reason =
-                    read_loop(&remote, &mut rd, &out, &pending, &note_tx, probe, max).await;
-                debug!(%remote, %reason, "connection closed");
-                closed.lock().unwrap().get_or_insert(reason.clone());
-                let waiting: Vec<_> = pending.lock().unwrap().drain().collect();
-                for (_, (_, tx)) in waiting {
-                    let _ = tx.send(Err(Error::Closed {
-                        remote: remote.clone(),
-                        reason: reason.clone(),
-                    }));
-                }
-                // Dropping note_tx ends the notification stream.
+                let reason = read_loop(&mut rd, &chunk_tx, &out, probe, max).await;
+                *read_reason.lock().unwrap() = Some(reason);
+                // The parser finishes what it received, then settles the reason.
+                drop(chunk_tx);
             })
         };
 
@@ -204,6 +191,7 @@ impl Connection {
                 pending,
                 next_id: AtomicU64::new(1),
                 closed,
+                ctx,
                 tasks: vec![reader, writer],
             },
             note_rx,
@@ -221,7 +209,7 @@ impl Connection {
     }
 
     /// Sends a request and waits for its reply's `result`.
-    pub async fn call_raw(&self, method: &str, params: &Json) -> Result<RawJson, Error> {
+    pub async fn call_payload(&self, method: &str, params: &Json) -> Result<Payload, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if let Some(reason) = self.close_reason() {
@@ -253,13 +241,51 @@ impl Connection {
         })
     }
 
-    /// Sends a request and parses its `result` as a JSON tree.
+    /// Sends a request and returns its `result` as JSON.
     pub async fn call(&self, method: &str, params: &Json) -> Result<Json, Error> {
-        let raw = self.call_raw(method, params).await?;
-        raw.json().map_err(|e| Error::Protocol {
-            remote: self.remote.clone(),
-            reason: format!("reply to {method} is not JSON: {e}"),
-        })
+        match self.call_payload(method, params).await? {
+            Payload::Json(j) => Ok(j),
+            Payload::Updates(_) => Err(Error::Protocol {
+                remote: self.remote.clone(),
+                reason: format!("reply to {method} looks like monitor data"),
+            }),
+        }
+    }
+
+    /// Sends the main monitor request (`monitor_cond_since`, `monitor_cond` or `monitor`, with
+    /// `params`): its reply and the later update notifications for `monitor_id` are parsed straight
+    /// into rows of `layouts` while they arrive. Only one request may be outstanding meanwhile.
+    pub(crate) async fn monitor(
+        &self,
+        method: MonitorMethod,
+        params: &Json,
+        layouts: Arc<HashMap<String, TableLayout>>,
+        monitor_id: &str,
+    ) -> Result<Updates, Error> {
+        {
+            let mut c = self.ctx.lock().unwrap();
+            c.layouts = layouts;
+            c.monitor_id = Some(monitor_id.to_string());
+            c.expect_reply = Some(method);
+        }
+        let name = match method {
+            MonitorMethod::CondSince => "monitor_cond_since",
+            MonitorMethod::Cond => "monitor_cond",
+            MonitorMethod::Plain => "monitor",
+        };
+        let reply = self.call_payload(name, params).await;
+        self.ctx.lock().unwrap().expect_reply = None;
+        match reply? {
+            Payload::Updates(u) => Ok(u),
+            Payload::Json(j) => {
+                let mut text = j.to_string();
+                text.truncate(200);
+                Err(Error::Protocol {
+                    remote: self.remote.clone(),
+                    reason: format!("invalid {name} reply: {text}"),
+                })
+            }
+        }
     }
 
     /// `list_dbs`: the databases the server holds.
@@ -294,46 +320,55 @@ impl Connection {
     }
 }
 
-/// Reads messages until the connection fails; returns why it ended.
+fn fail_pending(remote: &str, pending: &Pending, reason: &str) {
+    let waiting: Vec<_> = pending.lock().unwrap().drain().collect();
+    for (_, (_, tx)) in waiting {
+        let _ = tx.send(Err(Error::Closed {
+            remote: remote.to_string(),
+            reason: reason.to_string(),
+        }));
+    }
+}
+
+/// Feeds the parser thread from the chunks the reader task received.
+struct ChunkReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Receives bytes until the connection fails and passes them to the parser; returns why it ended.
 async fn read_loop(
-    remote: &str,
     rd: &mut (impl tokio::io::AsyncRead + Unpin),
+    chunks: &mpsc::Sender<Vec<u8>>,
     out: &mpsc::UnboundedSender<Vec<u8>>,
-    pending: &Pending,
-    notes: &mpsc::UnboundedSender<Notification>,
     probe: Option<Duration>,
     max: usize,
 ) -> String {
-    let mut dec = FrameDecoder::new(max);
+    let mut scanner = FrameScanner::new(max);
     let mut last_rx = Instant::now();
     let mut probe_sent = false;
     loop {
-        // Hand out every complete message first.
-        loop {
-            match dec.next_frame() {
-                Ok(Some(frame)) => {
-                    if let Err(reason) = dispatch(remote, frame, out, pending, notes) {
-                        return reason;
-                    }
-                }
-                Ok(None) => break,
-                Err(FrameError::TooLarge(limit)) => {
-                    warn!(%remote, limit, "message too large; dropping the connection");
-                    // The reason ends up in `Error::Closed`, which names the remote already.
-                    return format!("message larger than the {limit}-byte limit");
-                }
-                Err(FrameError::Garbage(b)) => {
-                    return format!(
-                        "protocol error: byte 0x{b:02x} cannot start a JSON-RPC message"
-                    );
-                }
-            }
-        }
-        let buf = dec.buffer();
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(256 * 1024);
-        }
-        let read = async { rd.read_buf(dec.buffer()).await };
+        let mut buf = Vec::with_capacity(256 * 1024);
+        let read = rd.read_buf(&mut buf);
         let res = match probe {
             Some(p) => {
                 let deadline = last_rx + if probe_sent { p * 2 } else { p };
@@ -360,7 +395,7 @@ async fn read_loop(
         };
         match res {
             Ok(0) => {
-                return if dec.pending() > 0 {
+                return if scanner.in_message() {
                     "the server hung up in the middle of a message".into()
                 } else {
                     "the server hung up".into()
@@ -372,27 +407,47 @@ async fn read_loop(
             }
             Err(e) => return format!("read failed: {}", transport::describe_io_error(&e)),
         }
+        // Check the bytes before the parser sees them: the limit and the message boundaries.
+        let mut off = 0;
+        loop {
+            match scanner.scan(&buf[off..]) {
+                Ok(Some(end)) => off += end,
+                Ok(None) => break,
+                Err(FrameError::TooLarge(limit)) => {
+                    warn!(limit, "message too large; dropping the connection");
+                    // The reason ends up in `Error::Closed`, which names the remote already.
+                    return format!("message larger than the {limit}-byte limit");
+                }
+                Err(FrameError::Garbage(b)) => {
+                    return format!(
+                        "protocol error: byte 0x{b:02x} cannot start a JSON-RPC message"
+                    );
+                }
+            }
+        }
+        if chunks.send(buf).await.is_err() {
+            return "the message parser stopped".into();
+        }
     }
 }
 
+/// Hands one parsed message to whoever waits for it.
 pub(crate) fn dispatch(
     remote: &str,
-    frame: Vec<u8>,
+    m: Message,
     out: &mpsc::UnboundedSender<Vec<u8>>,
     pending: &Pending,
     notes: &mpsc::UnboundedSender<Notification>,
 ) -> Result<(), String> {
-    let env: Envelope = serde_json::from_slice(&frame)
-        .map_err(|e| format!("protocol error: message is not a JSON-RPC object: {e}"))?;
-    let id_null = env.id.is_none_or(|i| i.get() == "null");
-    if let Some(method) = env.method {
+    let id_null = m.id.as_ref().is_none_or(Json::is_null);
+    if let Some(method) = m.method {
         if !id_null {
             // A request from the server: only "echo" is defined.
-            let id: Json = serde_json::from_str(env.id.unwrap().get()).unwrap_or(Json::Null);
+            let id = m.id.unwrap_or(Json::Null);
             let reply = if method == "echo" {
-                let params: Json = env
+                let params = m
                     .params
-                    .and_then(|p| serde_json::from_str(p.get()).ok())
+                    .and_then(Payload::into_json)
                     .unwrap_or(Json::Array(vec![]));
                 serde_json::json!({"id": id, "result": params, "error": null})
             } else {
@@ -401,48 +456,30 @@ pub(crate) fn dispatch(
             let _ = out.send(serde_json::to_vec(&reply).unwrap());
             return Ok(());
         }
-        let range = match env.params {
-            Some(p) => range_of(&frame, p),
-            None => 0..0,
-        };
         let _ = notes.send(Notification {
             method,
-            params: RawJson {
-                buf: Arc::new(frame),
-                range,
-            },
+            params: m.params.unwrap_or(Payload::Json(Json::Null)),
         });
         return Ok(());
     }
     // A response.
-    let Some(id_raw) = env.id else {
+    let Some(id) = m.id else {
         return Err("protocol error: response without id".into());
     };
-    let id = match id_raw.get().parse::<u64>() {
-        Ok(id) => id,
-        Err(_) => return Ok(()), // our echo probe ("echo") or an id we never sent
+    let Some(id) = id.as_u64() else {
+        return Ok(()); // our echo probe ("echo") or an id we never sent
     };
     let Some((method, tx)) = pending.lock().unwrap().remove(&id) else {
         debug!(%remote, id, "reply to an unknown request");
         return Ok(());
     };
-    let error = env.error.filter(|e| e.get() != "null");
-    let res = if let Some(err) = error {
-        let ej: Json = serde_json::from_str(err.get()).unwrap_or(Json::Null);
-        Err(Error::rpc(remote, &method, &ej))
-    } else {
-        let range = env.result.map(|r| range_of(&frame, r)).unwrap_or(0..0);
-        if range.is_empty() {
-            Err(Error::Protocol {
-                remote: remote.to_string(),
-                reason: format!("reply to {method} has neither result nor error"),
-            })
-        } else {
-            Ok(RawJson {
-                buf: Arc::new(frame),
-                range,
-            })
-        }
+    let res = match (m.error.filter(|e| !e.is_null()), m.result) {
+        (Some(err), _) => Err(Error::rpc(remote, &method, &err)),
+        (None, Some(result)) => Ok(result),
+        (None, None) => Err(Error::Protocol {
+            remote: remote.to_string(),
+            reason: format!("reply to {method} has neither result nor error"),
+        }),
     };
     let _ = tx.send(res);
     Ok(())

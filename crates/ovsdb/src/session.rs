@@ -19,14 +19,14 @@ use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use rand::Rng;
-use serde::de::{self, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::replica::{ChangeSet, Replica, TableLayout, TableUpdates, UpdatesSeed};
+use crate::replica::{ChangeSet, Replica, TableLayout};
 use crate::rpc::{ConnectOptions, Connection, Notification};
 use crate::schema::DatabaseSchema;
+use crate::stream::Payload;
 use crate::value::Uuid;
 use crate::{Error, Operation, Remote};
 
@@ -514,39 +514,43 @@ async fn serve(
     let last_txn = shared.status.borrow().last_txn_id.filter(|_| same_layout);
 
     // Monitor, falling back to older methods.
+    let layouts_arc = Arc::new(by_name.clone());
     let since_req = monitor_requests(&layouts, cfg, true);
-    let mut method = MonitorMethod::CondSince;
     let since_id = last_txn.unwrap_or_else(Uuid::nil).hyphenated().to_string();
+    let mut method = MonitorMethod::CondSince;
     let mut reply = conn
-        .call_raw(
-            "monitor_cond_since",
+        .monitor(
+            method,
             &json!([db, MONITOR_ID, since_req, since_id]),
+            layouts_arc.clone(),
+            MONITOR_ID,
         )
         .await;
     if is_unknown_method(&reply) {
         method = MonitorMethod::Cond;
         reply = conn
-            .call_raw("monitor_cond", &json!([db, MONITOR_ID, since_req]))
+            .monitor(
+                method,
+                &json!([db, MONITOR_ID, since_req]),
+                layouts_arc.clone(),
+                MONITOR_ID,
+            )
             .await;
     }
     if is_unknown_method(&reply) {
         method = MonitorMethod::Plain;
         reply = conn
-            .call_raw(
-                "monitor",
+            .monitor(
+                method,
                 &json!([db, MONITOR_ID, monitor_requests(&layouts, cfg, false)]),
+                layouts_arc,
+                MONITOR_ID,
             )
             .await;
     }
-    let reply = match reply {
-        Ok(r) => r,
+    let (found, txn, updates) = match reply {
+        Ok(u) => (u.found, u.txn, u.updates),
         Err(e) => return failed(e, false),
-    };
-    let parsed = parse_monitor_reply(method, reply.bytes(), &by_name);
-    drop(reply);
-    let (found, txn, updates) = match parsed {
-        Ok(p) => p,
-        Err(e) => return failed(format!("{remote}: invalid monitor reply: {e}"), false),
     };
     let rows: usize = updates.iter().map(|(_, r)| r.len()).sum();
     let resumed = found && same_layout;
@@ -605,7 +609,7 @@ async fn serve(
                 let Some(n) = n else {
                     return failed(conn.close_reason().unwrap_or_else(|| "connection closed".into()), true);
                 };
-                if let Err(reason) = on_notification(n, shared, &by_name, db, cfg.leader_only, state, &mut server_known) {
+                if let Err(reason) = on_notification(n, shared, db, cfg.leader_only, state, &mut server_known) {
                     return failed(format!("{remote}: {reason}"), true);
                 }
             }
@@ -617,29 +621,7 @@ async fn serve(
     }
 }
 
-/// Parses a monitor reply straight into row updates: `(found, last-txn-id, updates)`.
-fn parse_monitor_reply(
-    method: MonitorMethod,
-    bytes: &[u8],
-    layouts: &HashMap<String, TableLayout>,
-) -> Result<(bool, Option<Uuid>, TableUpdates), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = match method {
-        MonitorMethod::CondSince => SinceReplySeed { layouts }.deserialize(&mut de)?,
-        MonitorMethod::Cond | MonitorMethod::Plain => {
-            let u = UpdatesSeed {
-                layouts,
-                v1: method == MonitorMethod::Plain,
-            }
-            .deserialize(&mut de)?;
-            (false, None, u)
-        }
-    };
-    de.end()?;
-    Ok(parsed)
-}
-
-fn is_unknown_method(r: &Result<crate::rpc::RawJson, Error>) -> bool {
+fn is_unknown_method<T>(r: &Result<T, Error>) -> bool {
     matches!(r, Err(Error::Rpc { error, .. }) if error.contains("unknown method"))
 }
 
@@ -802,55 +784,40 @@ async fn lock_requests(
 fn on_notification(
     n: Notification,
     shared: &Shared,
-    layouts: &HashMap<String, TableLayout>,
     db: &str,
     leader_only: bool,
     state: &mut LoopState,
     server_known: &mut Option<Json>,
 ) -> Result<(), String> {
-    match n.method.as_str() {
-        "update" | "update2" | "update3" => {
-            let parsed = NotificationSeed {
-                layouts,
-                v1: n.method == "update",
-                with_txn: n.method == "update3",
+    match (n.method.as_str(), n.params) {
+        ("update" | "update2" | "update3", Payload::Updates(u)) => {
+            let cs = shared.replica.write().unwrap().apply(u.updates);
+            if let Some(t) = u.txn {
+                shared.status.send_modify(|s| s.last_txn_id = Some(t));
             }
-            .deserialize(&mut serde_json::Deserializer::from_slice(n.params.bytes()))
-            .map_err(|e| format!("invalid {} notification: {e}", n.method))?;
-            match parsed {
-                Parsed::Server(updates) => {
-                    if let Some(mut row) = server_row(&updates, db) {
-                        // Merge the modified columns into what we knew.
-                        if let (Some(known), Json::Object(m)) = (server_known.as_mut(), &mut row) {
-                            for (k, v) in m.iter() {
-                                known[k] = v.clone();
-                            }
-                            row = known.clone();
-                        }
-                        *server_known = Some(row.clone());
-                        if let Some(p) = member_problem(&row, leader_only, &mut state.max_index) {
-                            return Err(p);
-                        }
+            if !cs.is_empty() {
+                shared.emit(Event::Changed(Arc::new(cs)));
+            }
+        }
+        ("update2", Payload::Json(params)) if params.get(0) == Some(&json!(SERVER_MONITOR_ID)) => {
+            let updates = params.get(1).cloned().unwrap_or(Json::Null);
+            if let Some(mut row) = server_row(&updates, db) {
+                // Merge the modified columns into what we knew.
+                if let (Some(known), Json::Object(m)) = (server_known.as_mut(), &mut row) {
+                    for (k, v) in m.iter() {
+                        known[k] = v.clone();
                     }
+                    row = known.clone();
                 }
-                Parsed::Main(txn, updates) => {
-                    let cs = shared.replica.write().unwrap().apply(updates);
-                    if let Some(t) = txn {
-                        shared.status.send_modify(|s| s.last_txn_id = Some(t));
-                    }
-                    if !cs.is_empty() {
-                        shared.emit(Event::Changed(Arc::new(cs)));
-                    }
+                *server_known = Some(row.clone());
+                if let Some(p) = member_problem(&row, leader_only, &mut state.max_index) {
+                    return Err(p);
                 }
             }
         }
-        "locked" | "stolen" => {
+        ("locked" | "stolen", Payload::Json(params)) => {
             let held = n.method == "locked";
-            let name: Option<String> = n
-                .params
-                .parse::<Vec<String>>()
-                .ok()
-                .and_then(|v| v.into_iter().next());
+            let name = params.get(0).and_then(Json::as_str).map(str::to_string);
             if let Some(name) = name {
                 if let Some(l) = shared.locks.lock().unwrap().get_mut(&name) {
                     l.epoch += 1;
@@ -861,105 +828,25 @@ fn on_notification(
                 shared.set_lock(&name, held);
             }
         }
-        "monitor_canceled" => return Err("server canceled the monitor (database changed)".into()),
-        other => debug!(method = other, "notification ignored"),
+        (m @ ("update" | "update2" | "update3"), Payload::Json(params)) => match params.get(0) {
+            Some(Json::String(id)) if id == MONITOR_ID => {
+                return Err(format!("invalid {m} notification: lacks its table updates"))
+            }
+            // Another monitor's notification (not ours, not _Server): nothing to do.
+            Some(Json::String(_)) => debug!(method = m, "update for another monitor ignored"),
+            Some(_) => {
+                return Err(format!(
+                    "invalid {m} notification: monitor id is not a string"
+                ))
+            }
+            None => return Err(format!("invalid {m} notification: missing monitor id")),
+        },
+        ("monitor_canceled", _) => {
+            return Err("server canceled the monitor (database changed)".into())
+        }
+        (other, _) => debug!(method = other, "notification ignored"),
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Seeds for the monitor_cond_since reply and for notifications.
-
-struct SinceReplySeed<'a> {
-    layouts: &'a HashMap<String, TableLayout>,
-}
-
-impl<'de> DeserializeSeed<'de> for SinceReplySeed<'_> {
-    type Value = (bool, Option<Uuid>, TableUpdates);
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SinceReplySeed<'_> {
-    type Value = (bool, Option<Uuid>, TableUpdates);
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("[found, last-txn-id, table-updates2]")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let found: bool = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing <found>"))?;
-        let txn: String = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing <last-txn-id>"))?;
-        let txn = Uuid::parse_str(&txn)
-            .map_err(|e| de::Error::custom(format!("invalid last-txn-id {txn:?}: {e}")))?;
-        let updates = seq
-            .next_element_seed(UpdatesSeed {
-                layouts: self.layouts,
-                v1: false,
-            })?
-            .ok_or_else(|| de::Error::custom("missing <table-updates2>"))?;
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok((found, Some(txn), updates))
-    }
-}
-
-enum Parsed {
-    Server(Json),
-    Main(Option<Uuid>, TableUpdates),
-}
-
-struct NotificationSeed<'a> {
-    layouts: &'a HashMap<String, TableLayout>,
-    v1: bool,
-    with_txn: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for NotificationSeed<'_> {
-    type Value = Parsed;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NotificationSeed<'_> {
-    type Value = Parsed;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("update notification parameters")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
-        let id: Json = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::custom("missing monitor id"))?;
-        if id == SERVER_MONITOR_ID {
-            let u: Json = seq
-                .next_element()?
-                .ok_or_else(|| de::Error::custom("missing table updates"))?;
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(Parsed::Server(u));
-        }
-        let txn = if self.with_txn {
-            let t: String = seq
-                .next_element()?
-                .ok_or_else(|| de::Error::custom("missing last-txn-id"))?;
-            Some(
-                Uuid::parse_str(&t)
-                    .map_err(|e| de::Error::custom(format!("invalid last-txn-id {t:?}: {e}")))?,
-            )
-        } else {
-            None
-        };
-        let updates = seq
-            .next_element_seed(UpdatesSeed {
-                layouts: self.layouts,
-                v1: self.v1,
-            })?
-            .ok_or_else(|| de::Error::custom("missing table updates"))?;
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Parsed::Main(txn, updates))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1014,7 +901,6 @@ impl FuzzSession {
         let _ = on_notification(
             n,
             &self.shared,
-            &self.layouts,
             "Fuzz",
             self.leader_only,
             &mut self.state,
@@ -1022,28 +908,29 @@ impl FuzzSession {
         );
     }
 
-    /// A reply, as a monitor reply of each method (applied, then as a full dump) and as a
-    /// `_Server` monitor reply.
-    pub(crate) fn reply(&mut self, bytes: &[u8]) {
-        for method in [
-            MonitorMethod::CondSince,
-            MonitorMethod::Cond,
-            MonitorMethod::Plain,
-        ] {
-            if let Ok((found, _, updates)) = parse_monitor_reply(method, bytes, &self.layouts) {
+    /// The layouts the fuzzed monitor uses.
+    pub(crate) fn layouts(&self) -> &HashMap<String, TableLayout> {
+        &self.layouts
+    }
+
+    /// A reply: monitor data is applied as updates (when found) or as a full dump; JSON is read as
+    /// a `_Server` monitor reply.
+    pub(crate) fn reply(&mut self, payload: Payload) {
+        match payload {
+            Payload::Updates(u) => {
                 let mut r = self.shared.replica.write().unwrap();
-                if found {
-                    r.apply(updates);
+                if u.found {
+                    r.apply(u.updates);
                 } else {
                     let layouts = self.layouts.values().cloned().collect();
-                    r.replace(layouts, updates);
+                    r.replace(layouts, u.updates);
                 }
             }
-        }
-        if let Ok(j) = serde_json::from_slice::<Json>(bytes) {
-            if let Some(row) = server_row(&j, "Fuzz") {
-                let _ = member_problem(&row, self.leader_only, &mut self.state.max_index);
-                self.server_known = Some(row);
+            Payload::Json(j) => {
+                if let Some(row) = server_row(&j, "Fuzz") {
+                    let _ = member_problem(&row, self.leader_only, &mut self.state.max_index);
+                    self.server_known = Some(row);
+                }
             }
         }
     }

@@ -283,16 +283,13 @@ async fn malformed_messages_end_the_connection_cleanly() {
     let cases: &[(&[u8], &str)] = &[
         (b"\x00garbage", "protocol error"),
         (b"  \n }", "protocol error"),
-        (b"[1,2,3]", "not a JSON-RPC object"),
+        (b"[1,2,3]", "JSON-RPC message object"),
         (b"{\"result\":1}", "response without id"),
         (b"{\"id\":1,\"result\":[", "in the middle of a message"),
         (b"{\"id\":1,\"result\":\"\\", "in the middle of a message"),
-        (b"{\"id\":1,\"method\":7}", "not a JSON-RPC object"),
-        (b"{\"id\":1,\"result\":tru}", "not a JSON-RPC object"),
-        (
-            b"{\"id\":1, \"result\": \"\xff\xfe\"}",
-            "not a JSON-RPC object",
-        ),
+        (b"{\"id\":1,\"method\":7}", "\"method\" is not a string"),
+        (b"{\"id\":1,\"result\":tru}", "invalid message"),
+        (b"{\"id\":1, \"result\": \"\xff\xfe\"}", "invalid message"),
     ];
     for (bytes, needle) in cases {
         let (client, mut server) = tokio::io::duplex(1 << 16);
@@ -618,7 +615,10 @@ async fn malformed_updates_drop_the_connection_and_the_session_recovers() {
             "frobnicate",
         ),
         (update3(json!({"T": {ROW2: {}}})), "empty row update"),
-        (update3(json!({"T": [1, 2]})), "invalid update3"),
+        (
+            update3(json!({"T": [1, 2]})),
+            "expected an object of row updates",
+        ),
         (
             br#"{"id":null,"method":"update3","params":["ovsdb-rs","xyz",{}]}"#.to_vec(),
             "xyz",
@@ -629,7 +629,7 @@ async fn malformed_updates_drop_the_connection_and_the_session_recovers() {
         ),
         (
             br#"{"id":null,"method":"update3"}"#.to_vec(),
-            "invalid update3",
+            "invalid update3 notification",
         ),
         (
             br#"{"id":null,"method":"monitor_canceled","params":["ovsdb-rs"]}"#.to_vec(),
