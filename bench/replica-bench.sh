@@ -164,8 +164,11 @@ fi
 if [ "$REPLICA" = 1 ]; then
     echo "== ovn-route replica (replica-bench)" >&2
     # Our replica, written against the ovsdb crate: connect-to-complete, peak RSS, commit-to-notification latency.
-    "$BIN/replica-bench" --remote "unix:$WORK/nb.sock" --database "$DBNAME" --columns agent --updates "$UPDATES" \
-        | tee "$WORK/replica.txt" >&2
+    rrc=0
+    "$BIN/replica-bench" --remote "unix:$WORK/nb.sock" --database "$DBNAME" --columns agent \
+        --updates "$UPDATES" >"$WORK/replica.txt" 2>&1 || rrc=$?
+    [ "$rrc" = 0 ] || echo "replica-bench FAILED (exit $rrc)" >>"$WORK/replica.txt"
+    cat "$WORK/replica.txt" >&2
     /usr/bin/python3 -c 'import json,sys; print(json.dumps({"tool":"replica-bench","label":"agent","output":sys.stdin.read()}))' \
         <"$WORK/replica.txt" >>"$RESULTS"
 fi

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use crate::value::{Atom, AtomVec, Datum, Uuid};
+use crate::value::{Atom, Datum, Uuid};
 use crate::Error;
 
 /// The atomic types of RFC 7047.
@@ -86,9 +86,7 @@ impl ColumnType {
         if self.is_map() {
             Datum::empty_map()
         } else if self.min == 1 {
-            let mut v = AtomVec::new();
-            v.push(self.key.default_atom());
-            Datum::Set(v)
+            Datum::One(self.key.default_atom())
         } else {
             Datum::empty_set()
         }

@@ -1,7 +1,12 @@
 //! OVSDB values: atoms and data (sets and maps), in RFC 7047 JSON notation.
 //!
-//! A [`Datum`] is always a set or a map; a scalar column holds a set of one atom. Sets and maps are kept
-//! sorted and free of duplicates, so two data are equal exactly when their OVSDB values are equal.
+//! A [`Datum`] is a set or a map; a scalar column holds a set of one atom. Sets and maps are kept
+//! sorted and free of duplicates, and a one-element set is always [`Datum::One`], so two data are equal
+//! exactly when their OVSDB values are equal.
+//!
+//! The representation is compact because a replica holds millions of values: strings of up to 24
+//! bytes are stored inline ([`Str`]), an atom and a datum take 24 bytes each, and sets and maps are
+//! exact-size boxed slices.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -10,8 +15,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use smallvec::SmallVec;
 pub use uuid::Uuid;
+
+/// An OVSDB string: inline up to 24 bytes, on the heap beyond.
+pub type Str = compact_str::CompactString;
 
 /// One OVSDB atom.
 #[derive(Debug, Clone)]
@@ -23,7 +30,7 @@ pub enum Atom {
     /// A boolean.
     Boolean(bool),
     /// A UTF-8 string.
-    String(Box<str>),
+    String(Str),
     /// A row reference or other UUID.
     Uuid(Uuid),
     /// A reference to a row inserted earlier in the same transaction (`["named-uuid", name]`); only
@@ -33,8 +40,8 @@ pub enum Atom {
 
 impl Atom {
     /// A string atom.
-    pub fn string(s: impl Into<Box<str>>) -> Self {
-        Atom::String(s.into())
+    pub fn string(s: impl AsRef<str>) -> Self {
+        Atom::String(Str::new(s.as_ref()))
     }
 
     /// The string, if this atom is one.
@@ -126,12 +133,12 @@ impl fmt::Display for Atom {
 
 impl From<&str> for Atom {
     fn from(s: &str) -> Self {
-        Atom::String(s.into())
+        Atom::String(Str::new(s))
     }
 }
 impl From<String> for Atom {
     fn from(s: String) -> Self {
-        Atom::String(s.into())
+        Atom::String(Str::from(s))
     }
 }
 impl From<i64> for Atom {
@@ -150,47 +157,55 @@ impl From<Uuid> for Atom {
     }
 }
 
-/// The atoms of a set: one inline, more on the heap (most columns hold zero or one atom).
-pub type AtomVec = SmallVec<[Atom; 1]>;
-
 /// An OVSDB datum: the value of one column. A scalar is a set of one atom.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Datum {
-    /// A set of atoms, sorted and without duplicates.
-    Set(AtomVec),
+    /// A set of exactly one atom (every scalar, and one-element sets).
+    One(Atom),
+    /// A set of zero or at least two atoms, sorted and without duplicates.
+    Set(Box<[Atom]>),
     /// A map, sorted by key, keys unique.
-    Map(Vec<(Atom, Atom)>),
+    Map(Box<[(Atom, Atom)]>),
 }
 
 impl Default for Datum {
     fn default() -> Self {
-        Datum::Set(AtomVec::new())
+        Datum::empty_set()
     }
 }
 
 impl From<Atom> for Datum {
     fn from(a: Atom) -> Self {
-        Datum::Set(smallvec::smallvec![a])
+        Datum::One(a)
     }
 }
 
 impl Datum {
     /// The empty set.
     pub fn empty_set() -> Self {
-        Datum::Set(AtomVec::new())
+        Datum::Set(Box::new([]))
     }
 
     /// The empty map.
     pub fn empty_map() -> Self {
-        Datum::Map(Vec::new())
+        Datum::Map(Box::new([]))
+    }
+
+    /// A set from atoms that are already sorted and unique.
+    fn from_sorted(mut v: Vec<Atom>) -> Self {
+        if v.len() == 1 {
+            Datum::One(v.pop().unwrap())
+        } else {
+            Datum::Set(v.into_boxed_slice())
+        }
     }
 
     /// A set from atoms in any order; duplicates are dropped.
     pub fn set(atoms: impl IntoIterator<Item = Atom>) -> Self {
-        let mut v: AtomVec = atoms.into_iter().collect();
+        let mut v: Vec<Atom> = atoms.into_iter().collect();
         v.sort();
         v.dedup();
-        Datum::Set(v)
+        Datum::from_sorted(v)
     }
 
     /// A map from pairs in any order; for a repeated key the last value wins (as ovsdb-server does).
@@ -199,12 +214,13 @@ impl Datum {
         v.reverse();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v.dedup_by(|a, b| a.0 == b.0);
-        Datum::Map(v)
+        Datum::Map(v.into_boxed_slice())
     }
 
     /// The atoms of a set (empty for a map).
     pub fn atoms(&self) -> &[Atom] {
         match self {
+            Datum::One(a) => std::slice::from_ref(a),
             Datum::Set(v) => v,
             Datum::Map(_) => &[],
         }
@@ -214,14 +230,14 @@ impl Datum {
     pub fn pairs(&self) -> &[(Atom, Atom)] {
         match self {
             Datum::Map(v) => v,
-            Datum::Set(_) => &[],
+            _ => &[],
         }
     }
 
     /// The only atom of a one-element set.
     pub fn as_atom(&self) -> Option<&Atom> {
         match self {
-            Datum::Set(v) if v.len() == 1 => v.first(),
+            Datum::One(a) => Some(a),
             _ => None,
         }
     }
@@ -276,6 +292,7 @@ impl Datum {
     /// Number of atoms (set) or pairs (map).
     pub fn len(&self) -> usize {
         match self {
+            Datum::One(_) => 1,
             Datum::Set(v) => v.len(),
             Datum::Map(v) => v.len(),
         }
@@ -294,58 +311,73 @@ impl Datum {
             *self = diff;
             return;
         }
-        match (&mut *self, diff) {
-            (Datum::Set(old), Datum::Set(d)) => {
-                let mut out = AtomVec::with_capacity(old.len() + d.len());
-                let mut a = std::mem::take(old).into_iter().peekable();
-                let mut b = d.into_iter().peekable();
-                loop {
-                    match (a.peek(), b.peek()) {
-                        (Some(x), Some(y)) => match x.cmp(y) {
-                            Ordering::Less => out.push(a.next().unwrap()),
-                            Ordering::Greater => out.push(b.next().unwrap()),
-                            Ordering::Equal => {
-                                a.next();
-                                b.next();
-                            }
-                        },
-                        (Some(_), None) => out.push(a.next().unwrap()),
-                        (None, Some(_)) => out.push(b.next().unwrap()),
-                        (None, None) => break,
-                    }
-                }
-                *old = out;
-            }
+        match (&*self, diff) {
             (Datum::Map(old), Datum::Map(d)) => {
                 let mut out = Vec::with_capacity(old.len() + d.len());
-                let mut a = std::mem::take(old).into_iter().peekable();
-                let mut b = d.into_iter().peekable();
+                let mut a = old.iter().peekable();
+                let mut b = d.into_vec().into_iter().peekable();
                 loop {
                     match (a.peek(), b.peek()) {
                         (Some(x), Some(y)) => match x.0.cmp(&y.0) {
-                            Ordering::Less => out.push(a.next().unwrap()),
+                            Ordering::Less => out.push(a.next().unwrap().clone()),
                             Ordering::Greater => out.push(b.next().unwrap()),
                             Ordering::Equal => {
                                 let (_, old_v) = a.next().unwrap();
                                 let (k, new_v) = b.next().unwrap();
-                                if old_v != new_v {
+                                if *old_v != new_v {
                                     out.push((k, new_v));
                                 }
                             }
                         },
-                        (Some(_), None) => out.push(a.next().unwrap()),
+                        (Some(_), None) => out.push(a.next().unwrap().clone()),
                         (None, Some(_)) => out.push(b.next().unwrap()),
                         (None, None) => break,
                     }
                 }
-                *old = out;
+                *self = Datum::Map(out.into_boxed_slice());
             }
             // An empty set and an empty map look alike on the wire: treat them as equivalent.
-            (Datum::Map(old), Datum::Set(d)) if d.is_empty() => {
-                let _ = old;
+            (Datum::Map(_), d @ (Datum::Set(_) | Datum::One(_))) => {
+                if !d.is_empty() {
+                    *self = d;
+                }
             }
-            (this @ Datum::Set(_), Datum::Map(d)) if this.is_empty() => *this = Datum::Map(d),
-            (this, d) => *this = d,
+            // A map difference for a set: the schema and the data disagree; take the new value.
+            (_, d @ Datum::Map(_)) => *self = d,
+            (old, d) => {
+                // Sets (or one atom): the symmetric difference.
+                let (x, y) = (old.atoms(), d.atoms());
+                let mut out = Vec::with_capacity(x.len() + y.len());
+                let (mut i, mut j) = (0, 0);
+                while i < x.len() || j < y.len() {
+                    match (x.get(i), y.get(j)) {
+                        (Some(p), Some(q)) => match p.cmp(q) {
+                            Ordering::Less => {
+                                out.push(p.clone());
+                                i += 1;
+                            }
+                            Ordering::Greater => {
+                                out.push(q.clone());
+                                j += 1;
+                            }
+                            Ordering::Equal => {
+                                i += 1;
+                                j += 1;
+                            }
+                        },
+                        (Some(p), None) => {
+                            out.push(p.clone());
+                            i += 1;
+                        }
+                        (None, Some(q)) => {
+                            out.push(q.clone());
+                            j += 1;
+                        }
+                        (None, None) => break,
+                    }
+                }
+                *self = Datum::from_sorted(out);
+            }
         }
     }
 
@@ -406,7 +438,7 @@ impl Serialize for Pairs<'_> {
 impl Serialize for Datum {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Datum::Set(v) if v.len() == 1 => v[0].serialize(s),
+            Datum::One(a) => a.serialize(s),
             Datum::Set(v) => {
                 let mut seq = s.serialize_seq(Some(2))?;
                 seq.serialize_element("set")?;
@@ -478,8 +510,7 @@ impl<'de> Deserialize<'de> for UuidStr {
 /// What a JSON array turned out to hold.
 enum Tagged {
     Atom(Atom),
-    Set(AtomVec),
-    Map(Vec<(Atom, Atom)>),
+    Datum(Datum),
 }
 
 struct TaggedVisitor;
@@ -503,10 +534,10 @@ impl<'de> Visitor<'de> for TaggedVisitor {
         Ok(Tagged::Atom(Atom::Boolean(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Tagged, E> {
-        Ok(Tagged::Atom(Atom::String(v.into())))
+        Ok(Tagged::Atom(Atom::String(Str::new(v))))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Tagged, E> {
-        Ok(Tagged::Atom(Atom::String(v.into_boxed_str())))
+        Ok(Tagged::Atom(Atom::String(Str::from(v))))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tagged, A::Error> {
         let tag: Tag = seq
@@ -529,19 +560,13 @@ impl<'de> Visitor<'de> for TaggedVisitor {
                 let atoms: Vec<Atom> = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("[\"set\"] lacks its elements"))?;
-                let mut v: AtomVec = atoms.into_iter().collect();
-                v.sort();
-                v.dedup();
-                Tagged::Set(v)
+                Tagged::Datum(Datum::set(atoms))
             }
             Tag::Map => {
                 let pairs: Vec<(Atom, Atom)> = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("[\"map\"] lacks its pairs"))?;
-                match Datum::map(pairs) {
-                    Datum::Map(v) => Tagged::Map(v),
-                    Datum::Set(_) => unreachable!(),
-                }
+                Tagged::Datum(Datum::map(pairs))
             }
         };
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
@@ -564,8 +589,7 @@ impl<'de> Deserialize<'de> for Datum {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(match d.deserialize_any(TaggedVisitor)? {
             Tagged::Atom(a) => Datum::from(a),
-            Tagged::Set(v) => Datum::Set(v),
-            Tagged::Map(v) => Datum::Map(v),
+            Tagged::Datum(d) => d,
         })
     }
 }
@@ -583,6 +607,13 @@ impl<'de> DeserializeSeed<'de> for DatumSeed {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn values_stay_compact() {
+        // A replica holds millions of these: keep them at 24 bytes.
+        assert_eq!(std::mem::size_of::<Atom>(), 24);
+        assert_eq!(std::mem::size_of::<Datum>(), 24);
+    }
 
     #[test]
     fn round_trips() {
