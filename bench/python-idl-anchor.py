@@ -16,6 +16,7 @@ Run with Debian's interpreter (/usr/bin/python3), which is where python3-openvsw
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -67,6 +68,22 @@ def selection(tables_arg, columns_args, schema):
     return out
 
 
+def proc_ticks(pid):
+    """utime + stime of a process in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return int(rest[11]) + int(rest[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_busy_ticks():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+
+
 def vm_hwm_kib():
     with open("/proc/self/status") as f:
         for line in f:
@@ -82,11 +99,14 @@ def main():
     ap.add_argument("--tables", default="", help="comma-separated; tables without a column spec get all columns")
     ap.add_argument("--columns", action="append", default=[],
                     help="'all' or 'Table:c1,c2' specs separated by ';' (repeatable)")
+    ap.add_argument("--server-pid", type=int, help="report the server's CPU time during the load")
     ap.add_argument("--label", default="")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--timeout", type=float, default=900.0)
     args = ap.parse_args()
 
+    hz = os.sysconf("SC_CLK_TCK")
+    m0, s0, p0 = machine_busy_ticks(), args.server_pid and proc_ticks(args.server_pid), proc_ticks("self")
     t0 = time.monotonic()
     schema_json = get_schema(args.remote, args.db)
     sel = selection(args.tables, args.columns, schema_json)
@@ -109,6 +129,10 @@ def main():
         idl.wait(poller)
         poller.block()
     t_done = time.monotonic()
+    m1, s1, p1 = machine_busy_ticks(), args.server_pid and proc_ticks(args.server_pid), proc_ticks("self")
+    server_cpu = (s1 - s0) / hz if s0 is not None and s1 is not None and args.server_pid else None
+    self_cpu = (p1 - p0) / hz
+    other_cpu = ((m1 - m0) / hz - self_cpu - server_cpu) if server_cpu is not None else None
 
     rows = {t: len(idl.tables[t].rows) for t in sel}
     ru_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -119,6 +143,9 @@ def main():
         "connect_to_loaded_s": round(t_done - t_connect, 3),
         "peak_rss_kib": ru_kib,
         "vm_hwm_kib": vm_hwm_kib(),
+        "cpu_s": round(self_cpu, 2),
+        "server_cpu_s": None if server_cpu is None else round(server_cpu, 2),
+        "other_cpu_s": None if other_cpu is None else round(max(other_cpu, 0.0), 2),
         "tables": len(sel),
         "columns": sum(len(c) if c is not None else len(schema_json["tables"][t]["columns"])
                        for t, c in sel.items()),
@@ -131,8 +158,9 @@ def main():
         print(json.dumps(res))
     else:
         print("python-idl label={} elapsed_s={:.3f} connect_to_loaded_s={:.3f} peak_rss_kib={} "
-              "peak_rss_mib={:.1f} rows={}".format(args.label or "-", res["elapsed_s"], res["connect_to_loaded_s"],
-                                                   ru_kib, ru_kib / 1024.0, sum(rows.values())))
+              "peak_rss_mib={:.1f} rows={} cpu_s={} server_cpu_s={} other_cpu_s={}".format(
+                  args.label or "-", res["elapsed_s"], res["connect_to_loaded_s"], ru_kib, ru_kib / 1024.0,
+                  sum(rows.values()), res["cpu_s"], res["server_cpu_s"], res["other_cpu_s"]))
         print("python-idl rows: " + " ".join(f"{t}={n}" for t, n in sorted(rows.items())))
 
 

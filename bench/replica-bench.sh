@@ -3,7 +3,7 @@
 #
 #   bench/replica-bench.sh [--scale 1] [--seed 1] [--repeat 3] [--no-python] [--python-all]
 #                          [--replica] [--updates 1000] [--out FILE] [--gen-opts "--dual-stack-every 5 ..."]
-#                          [--wait-idle SECONDS]
+#                          [--wait-idle SECONDS] [--replica-timeout SECONDS]
 #
 # 1. ensures the NB database exists (gen-nb, cached under /var/tmp/ovnr-bench keyed by its parameters);
 # 2. copies it to a temp dir and starts a private ovsdb-server on it (unix socket; stopped on exit);
@@ -30,6 +30,7 @@ UPDATES=1000
 OUT=""
 GEN_OPTS=""
 WAIT_IDLE=0
+REPLICA_TIMEOUT=900
 CACHE=/var/tmp/ovnr-bench
 
 while [ $# -gt 0 ]; do
@@ -44,6 +45,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --gen-opts) GEN_OPTS=$2; shift 2 ;;
         --wait-idle) WAIT_IDLE=$2; shift 2 ;;
+        --replica-timeout) REPLICA_TIMEOUT=$2; shift 2 ;;
         -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -142,6 +144,7 @@ raw() { # label method columns [tables]
     echo "== raw-reader $label $method x$REPEAT" >&2
     "$BIN/raw-reader" --socket "$WORK/nb.sock" --db "$DBNAME" --method "$method" \
         ${tables:+--tables "$tables"} --columns "$columns" --repeat "$REPEAT" --label "$label" --json \
+        --server-pid "$SERVER_PID" \
         | tee -a "$RESULTS" >&2
 }
 raw "lsp+ls/all" monitor_cond_since all "Logical_Switch_Port,Logical_Switch"
@@ -153,11 +156,12 @@ raw "selection" monitor_cond "$COLUMNS_SEL"
 if [ "$PYTHON" = 1 ]; then
     echo "== python ovs IDL (selection)" >&2
     /usr/bin/python3 "$ROOT/bench/python-idl-anchor.py" --remote "unix:$WORK/nb.sock" --db "$DBNAME" \
-        --columns "$COLUMNS_SEL" --label selection --json | tee -a "$RESULTS" >&2
+        --columns "$COLUMNS_SEL" --label selection --json --server-pid "$SERVER_PID" | tee -a "$RESULTS" >&2
     if [ "$PYTHON_ALL" = 1 ]; then
         echo "== python ovs IDL (all columns)" >&2
         /usr/bin/python3 "$ROOT/bench/python-idl-anchor.py" --remote "unix:$WORK/nb.sock" --db "$DBNAME" \
-            --tables "$TABLES_SEL" --columns all --label all --json | tee -a "$RESULTS" >&2
+            --tables "$TABLES_SEL" --columns all --label all --json --server-pid "$SERVER_PID" \
+            | tee -a "$RESULTS" >&2
     fi
 fi
 
@@ -165,9 +169,13 @@ if [ "$REPLICA" = 1 ]; then
     echo "== ovn-route replica (replica-bench)" >&2
     # Our replica, written against the ovsdb crate: connect-to-complete, peak RSS, commit-to-notification latency.
     rrc=0
-    "$BIN/replica-bench" --remote "unix:$WORK/nb.sock" --database "$DBNAME" --columns agent \
+    timeout "$REPLICA_TIMEOUT" "$BIN/replica-bench" --remote "unix:$WORK/nb.sock" --database "$DBNAME" --columns agent \
         --updates "$UPDATES" >"$WORK/replica.txt" 2>&1 || rrc=$?
-    [ "$rrc" = 0 ] || echo "replica-bench FAILED (exit $rrc)" >>"$WORK/replica.txt"
+    if [ "$rrc" = 124 ]; then
+        echo "replica-bench TIMED OUT after ${REPLICA_TIMEOUT} s" >>"$WORK/replica.txt"
+    elif [ "$rrc" != 0 ]; then
+        echo "replica-bench FAILED (exit $rrc)" >>"$WORK/replica.txt"
+    fi
     cat "$WORK/replica.txt" >&2
     /usr/bin/python3 -c 'import json,sys; print(json.dumps({"tool":"replica-bench","label":"agent","output":sys.stdin.read()}))' \
         <"$WORK/replica.txt" >>"$RESULTS"
@@ -198,28 +206,39 @@ for r in rows:
 print(f"machine: {m.get('nproc', '?')} CPUs, {m.get('busy_pct_before', '?')}% busy before measuring, "
       f"loadavg {m.get('loadavg_before', '?')} before / {m.get('loadavg_after', '?')} after")
 print()
-hdr = f"{'measurement':<44} {'time s':>14} {'MB':>8} {'peak RSS MiB':>13}"
+hdr = (f"{'measurement':<42} {'time s':>15} {'MB':>7} {'peak RSS MiB':>12} {'server CPU s':>12} "
+       f"{'others CPU s':>12}")
 print(hdr)
 print("-" * len(hdr))
+
+
+def num(v, fmt="{:.2f}"):
+    return "-" if v is None else fmt.format(v)
+
+
 raws = {}
 for r in rows:
     if r["tool"] == "raw-reader":
         raws.setdefault((r["label"], r["method"]), []).append(r)
 for (label, method), rs in raws.items():
     ts = [r["elapsed_s"] for r in rs]
-    t = f"{ts[0]:.2f}" + (f" (min {min(ts):.2f})" if len(ts) > 1 else "")
-    print(f"{'raw reader ' + label + ' ' + method:<44} {t:>14} {rs[0]['bytes'] / 1e6:>8.1f} "
-          f"{max(r['peak_rss_kib'] for r in rs) / 1024:>13.1f}")
+    best = min(rs, key=lambda r: r["elapsed_s"])
+    t = f"{ts[0]:.2f}" + (f" (min {best['elapsed_s']:.2f})" if len(ts) > 1 else "")
+    print(f"{'raw reader ' + label + ' ' + method:<42} {t:>15} {rs[0]['bytes'] / 1e6:>7.1f} "
+          f"{max(r['peak_rss_kib'] for r in rs) / 1024:>12.1f} {num(best.get('server_cpu_s')):>12} "
+          f"{num(best.get('other_cpu_s')):>12}")
 for r in rows:
     if r["tool"] == "python-idl":
-        print(f"{'python ovs IDL ' + r['label']:<44} {r['elapsed_s']:>14.2f} {'':>8} {r['peak_rss_kib'] / 1024:>13.1f}")
+        print(f"{'python ovs IDL ' + r['label']:<42} {r['elapsed_s']:>15.2f} {'':>7} {r['peak_rss_kib'] / 1024:>12.1f} "
+              f"{num(r.get('server_cpu_s')):>12} {num(r.get('other_cpu_s')):>12}")
 for r in rows:
     if r["tool"] == "replica-bench":
         print("ovn-route replica (replica-bench output):")
         print("  " + r["output"].strip().replace("\n", "\n  "))
 for r in rows:
     if r["tool"] == "ovsdb-server":
-        print(f"{'ovsdb-server (whole run)':<44} {'':>14} {'':>8} {r['peak_rss_kib'] / 1024:>13.1f}")
+        print(f"{'ovsdb-server (whole run)':<42} {'':>15} {'':>7} {r['peak_rss_kib'] / 1024:>12.1f}")
 print()
-print("raw reader time: connect to reply complete, first run (min over repeats); MB = 10^6 bytes of the reply.")
+print("raw reader time: connect to reply complete, first run (min over repeats; CPU columns for the min run);")
+print("MB = 10^6 bytes of the reply; others CPU s = CPU time the rest of the machine used meanwhile (contention).")
 EOF

@@ -16,7 +16,7 @@ use crate::framing::FrameScanner;
 use crate::rpc::{dispatch, Pending};
 use crate::schema::DatabaseSchema;
 use crate::session::{FuzzSession, MonitorMethod};
-use crate::stream::{read_messages, ParseContext};
+use crate::stream::{read_messages, ParseContext, ReadSource};
 
 /// The size limit of the scanner (small, so that the limit is reached often).
 pub const MAX_MESSAGE: usize = 4096;
@@ -102,10 +102,10 @@ pub fn fuzz_decode(data: &[u8]) {
     let (note_tx, mut note_rx) = mpsc::unbounded_channel();
     let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
     let _ = read_messages(
-        Pieces {
+        ReadSource(Pieces {
             data: stream,
             chunk,
-        },
+        }),
         &ctx,
         |m| {
             // Requests 1 and 2 are always waiting for their reply.
@@ -133,4 +133,31 @@ pub fn fuzz_decode(data: &[u8]) {
         },
     );
     let _ = session.replica_json();
+}
+
+/// Parses one `monitor_cond_since` reply message from `reader` as the client does, against every
+/// table of `schema`; returns the number of row updates (for parse-speed measurements).
+#[doc(hidden)]
+pub fn parse_reply(reader: impl std::io::Read, schema: &DatabaseSchema) -> usize {
+    let layouts: HashMap<String, crate::TableLayout> = schema
+        .tables
+        .values()
+        .map(|t| {
+            let l = crate::TableLayout::new(t, None).0;
+            (l.name.clone(), l)
+        })
+        .collect();
+    let ctx = Arc::new(Mutex::new(ParseContext {
+        layouts: Arc::new(layouts),
+        monitor_id: Some(MONITOR_ID.to_string()),
+        expect_reply: Some(MonitorMethod::CondSince),
+    }));
+    let mut rows = 0;
+    let _ = read_messages(ReadSource(reader), &ctx, |m| {
+        if let Some(crate::Payload::Updates(u)) = m.result {
+            rows += u.rows();
+        }
+        Ok(())
+    });
+    rows
 }

@@ -28,6 +28,7 @@ pub mod error;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
+mod intern;
 pub mod remote;
 pub mod replica;
 pub mod rpc;

@@ -231,7 +231,7 @@ pub struct Replica {
 #[derive(Debug)]
 pub(crate) enum RowUpdate {
     /// `initial`/`insert` (update2) or `new` (update v1): the full row; omitted columns are defaults.
-    Put(Vec<(usize, Datum)>),
+    Put(Box<[Datum]>),
     /// `modify` (update2): differences of changed columns.
     Modify(Vec<(usize, Datum)>),
     /// `delete`, or `old` without `new`.
@@ -321,11 +321,7 @@ impl Replica {
             let tc = cs.tables.entry(tname).or_default();
             for (uuid, upd) in rows {
                 match upd {
-                    RowUpdate::Put(cols) => {
-                        let mut values = layout.default_row();
-                        for (i, d) in cols {
-                            values[i] = d;
-                        }
+                    RowUpdate::Put(values) => {
                         let new = Row { values };
                         match table.rows.insert(uuid, new) {
                             None => tc.inserted.push(uuid),
@@ -515,8 +511,9 @@ impl<'de> Visitor<'de> for TableSeed<'_> {
     }
 }
 
-struct RowUpdateSeed<'a> {
-    layout: &'a TableLayout,
+/// One row's update (`{"insert": row}`, `{"modify": diff}`, `{"old": .., "new": ..}`, ...).
+pub(crate) struct RowUpdateSeed<'a> {
+    pub layout: &'a TableLayout,
 }
 
 impl<'de> DeserializeSeed<'de> for RowUpdateSeed<'_> {
@@ -537,7 +534,9 @@ impl<'de> Visitor<'de> for RowUpdateSeed<'_> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
                 "initial" | "insert" => {
-                    result = Some(RowUpdate::Put(map.next_value_seed(RowSeed(self.layout))?))
+                    result = Some(RowUpdate::Put(
+                        map.next_value_seed(FullRowSeed(self.layout))?,
+                    ))
                 }
                 "modify" => {
                     result = Some(RowUpdate::Modify(
@@ -548,7 +547,11 @@ impl<'de> Visitor<'de> for RowUpdateSeed<'_> {
                     map.next_value::<IgnoredAny>()?;
                     result = Some(RowUpdate::Delete);
                 }
-                "new" => result = Some(RowUpdate::Put(map.next_value_seed(RowSeed(self.layout))?)),
+                "new" => {
+                    result = Some(RowUpdate::Put(
+                        map.next_value_seed(FullRowSeed(self.layout))?,
+                    ))
+                }
                 "old" => {
                     map.next_value::<IgnoredAny>()?;
                     saw_old = true;
@@ -568,6 +571,7 @@ impl<'de> Visitor<'de> for RowUpdateSeed<'_> {
     }
 }
 
+/// The changed columns of a `modify`: (column index, difference).
 struct RowSeed<'a>(&'a TableLayout);
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
@@ -596,6 +600,40 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// A whole row (`initial`, `insert`, `new`), built in its final form: the layout's defaults with the
+/// columns the server sent. Parsing straight into the stored representation means the initial dump
+/// allocates each row once.
+struct FullRowSeed<'a>(&'a TableLayout);
+
+impl<'de> DeserializeSeed<'de> for FullRowSeed<'_> {
+    type Value = Box<[Datum]>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FullRowSeed<'_> {
+    type Value = Box<[Datum]>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a row object")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(self.0.default_row())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut values = self.0.default_row();
+        while let Some(col) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.0.column_index(&col) {
+                Some(i) => values[i] = map.next_value_seed(DatumSeed)?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(values)
     }
 }
 

@@ -8,7 +8,6 @@
 //! JSON. No message is ever held whole, and parsing overlaps the transfer.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -142,11 +141,7 @@ impl Connection {
             let spawned = std::thread::Builder::new()
                 .name("ovsdb-parser".into())
                 .spawn(move || {
-                    let reader = ChunkReader {
-                        rx: chunk_rx,
-                        cur: Vec::new(),
-                        pos: 0,
-                    };
+                    let reader = ChunkReader { rx: chunk_rx };
                     let res = stream::read_messages(reader, &ctx, |m| {
                         dispatch(&remote, m, &out, &pending, &note_tx)
                     });
@@ -333,25 +328,22 @@ fn fail_pending(remote: &str, pending: &Pending, reason: &str) {
 /// Feeds the parser thread from the chunks the reader task received.
 struct ChunkReader {
     rx: mpsc::Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
 }
 
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.cur.len() {
-            match self.rx.blocking_recv() {
-                Some(c) => {
-                    self.cur = c;
-                    self.pos = 0;
+impl stream::ByteSource for ChunkReader {
+    fn append_to(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        match self.rx.blocking_recv() {
+            Some(chunk) => {
+                let n = chunk.len();
+                if buf.is_empty() {
+                    *buf = chunk;
+                } else {
+                    buf.extend_from_slice(&chunk);
                 }
-                None => return Ok(0),
+                Ok(n)
             }
+            None => Ok(0),
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 

@@ -31,6 +31,10 @@ pub enum Atom {
     Boolean(bool),
     /// A UTF-8 string.
     String(Str),
+    /// A long UTF-8 string shared with the equal strings of other rows (map keys and values that
+    /// repeat, such as `neutron:network_name`). It means exactly what [`Atom::String`] means and
+    /// compares equal to it; read strings with [`Atom::as_str`].
+    Shared(std::sync::Arc<str>),
     /// A row reference or other UUID.
     Uuid(Uuid),
     /// A reference to a row inserted earlier in the same transaction (`["named-uuid", name]`); only
@@ -48,6 +52,7 @@ impl Atom {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Atom::String(s) => Some(s),
+            Atom::Shared(s) => Some(s),
             _ => None,
         }
     }
@@ -81,7 +86,7 @@ impl Atom {
             Atom::Integer(_) => 0,
             Atom::Real(_) => 1,
             Atom::Boolean(_) => 2,
-            Atom::String(_) => 3,
+            Atom::String(_) | Atom::Shared(_) => 3,
             Atom::Uuid(_) => 4,
             Atom::NamedUuid(_) => 5,
         }
@@ -110,7 +115,9 @@ impl Ord for Atom {
             (Atom::Integer(a), Atom::Integer(b)) => a.cmp(b),
             (Atom::Real(a), Atom::Real(b)) => a.total_cmp(b),
             (Atom::Boolean(a), Atom::Boolean(b)) => a.cmp(b),
-            (Atom::String(a), Atom::String(b)) => a.cmp(b),
+            (Atom::String(_) | Atom::Shared(_), Atom::String(_) | Atom::Shared(_)) => {
+                self.as_str().cmp(&other.as_str())
+            }
             (Atom::Uuid(a), Atom::Uuid(b)) => a.cmp(b),
             (Atom::NamedUuid(a), Atom::NamedUuid(b)) => a.cmp(b),
             _ => self.rank().cmp(&other.rank()),
@@ -125,6 +132,7 @@ impl fmt::Display for Atom {
             Atom::Real(r) => write!(f, "{r}"),
             Atom::Boolean(b) => write!(f, "{b}"),
             Atom::String(s) => write!(f, "{s:?}"),
+            Atom::Shared(s) => write!(f, "{s:?}"),
             Atom::Uuid(u) => write!(f, "{u}"),
             Atom::NamedUuid(n) => write!(f, "{n}"),
         }
@@ -277,7 +285,8 @@ impl Datum {
         let pairs = self.pairs();
         pairs
             .binary_search_by(|(k, _)| match k {
-                Atom::String(s) => (**s).cmp(key),
+                Atom::String(s) => s.as_str().cmp(key),
+                Atom::Shared(s) => (**s).cmp(key),
                 other => other.rank().cmp(&3),
             })
             .ok()
@@ -408,6 +417,7 @@ impl Serialize for Atom {
             Atom::Real(r) => s.serialize_f64(*r),
             Atom::Boolean(b) => s.serialize_bool(*b),
             Atom::String(v) => s.serialize_str(v),
+            Atom::Shared(v) => s.serialize_str(v),
             Atom::Uuid(u) => {
                 let mut seq = s.serialize_seq(Some(2))?;
                 seq.serialize_element("uuid")?;
@@ -513,7 +523,36 @@ enum Tagged {
     Datum(Datum),
 }
 
-struct TaggedVisitor;
+/// Parses any OVSDB value; with `intern`, long strings are shared through [`crate::intern`].
+struct TaggedVisitor {
+    intern: bool,
+}
+
+impl TaggedVisitor {
+    fn string(&self, v: &str) -> Atom {
+        if self.intern && v.len() > INLINE {
+            Atom::Shared(crate::intern::intern(v))
+        } else {
+            Atom::String(Str::new(v))
+        }
+    }
+}
+
+/// Strings up to this length are stored inline.
+const INLINE: usize = 24;
+
+/// A map key or value: long strings in maps usually repeat across rows, so they are shared.
+struct MapAtom(Atom);
+
+impl<'de> Deserialize<'de> for MapAtom {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_any(TaggedVisitor { intern: true })? {
+            Tagged::Atom(a) => Ok(MapAtom(a)),
+            _ => Err(de::Error::custom("expected an atom, found a set or map")),
+        }
+    }
+}
+
 impl<'de> Visitor<'de> for TaggedVisitor {
     type Value = Tagged;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -534,10 +573,7 @@ impl<'de> Visitor<'de> for TaggedVisitor {
         Ok(Tagged::Atom(Atom::Boolean(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Tagged, E> {
-        Ok(Tagged::Atom(Atom::String(Str::new(v))))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Tagged, E> {
-        Ok(Tagged::Atom(Atom::String(Str::from(v))))
+        Ok(Tagged::Atom(self.string(v)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tagged, A::Error> {
         let tag: Tag = seq
@@ -563,10 +599,10 @@ impl<'de> Visitor<'de> for TaggedVisitor {
                 Tagged::Datum(Datum::set(atoms))
             }
             Tag::Map => {
-                let pairs: Vec<(Atom, Atom)> = seq
+                let pairs: Vec<(MapAtom, MapAtom)> = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("[\"map\"] lacks its pairs"))?;
-                Tagged::Datum(Datum::map(pairs))
+                Tagged::Datum(Datum::map(pairs.into_iter().map(|(k, v)| (k.0, v.0))))
             }
         };
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
@@ -578,7 +614,7 @@ impl<'de> Visitor<'de> for TaggedVisitor {
 
 impl<'de> Deserialize<'de> for Atom {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match d.deserialize_any(TaggedVisitor)? {
+        match d.deserialize_any(TaggedVisitor { intern: false })? {
             Tagged::Atom(a) => Ok(a),
             _ => Err(de::Error::custom("expected an atom, found a set or map")),
         }
@@ -587,7 +623,7 @@ impl<'de> Deserialize<'de> for Atom {
 
 impl<'de> Deserialize<'de> for Datum {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match d.deserialize_any(TaggedVisitor)? {
+        Ok(match d.deserialize_any(TaggedVisitor { intern: false })? {
             Tagged::Atom(a) => Datum::from(a),
             Tagged::Datum(d) => d,
         })
@@ -607,6 +643,18 @@ impl<'de> DeserializeSeed<'de> for DatumSeed {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn shared_and_inline_strings_are_one_value() {
+        let long = "neutron-7263f684-3aaf-4a18-8ade-236396c6646e";
+        let d = Datum::from_json(&json!(["map", [[long, long]]])).unwrap();
+        let (k, v) = &d.pairs()[0];
+        assert!(matches!(k, Atom::Shared(_)) && matches!(v, Atom::Shared(_)));
+        assert_eq!(*k, Atom::string(long));
+        assert_eq!(d.get_str(long), Some(long));
+        assert_eq!(d, Datum::map([(Atom::string(long), Atom::string(long))]));
+        assert_eq!(d.to_json(), json!(["map", [[long, long]]]));
+    }
 
     #[test]
     fn values_stay_compact() {

@@ -283,7 +283,7 @@ async fn malformed_messages_end_the_connection_cleanly() {
     let cases: &[(&[u8], &str)] = &[
         (b"\x00garbage", "protocol error"),
         (b"  \n }", "protocol error"),
-        (b"[1,2,3]", "JSON-RPC message object"),
+        (b"[1,2,3]", "JSON-RPC message must be an object"),
         (b"{\"result\":1}", "response without id"),
         (b"{\"id\":1,\"result\":[", "in the middle of a message"),
         (b"{\"id\":1,\"result\":\"\\", "in the middle of a message"),

@@ -50,6 +50,10 @@ struct Args {
     /// JSON while a monitor with the same selection exists, so only concurrent runs would share it).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// The server's pid: its CPU time during each run is reported (and the CPU time the rest of the
+    /// machine used meanwhile, which tells whether the figure was taken on a quiet machine).
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// A label printed with the results.
     #[arg(long, default_value = "")]
     label: String,
@@ -137,6 +141,62 @@ fn vm_hwm_kib() -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux).
+fn proc_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Busy ticks of the whole machine (all CPUs): user + nice + system + irq + softirq + steal.
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Some(f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?)
+}
+
+#[derive(Clone, Copy)]
+struct CpuSample {
+    machine: Option<u64>,
+    server: Option<u64>,
+    me: Option<u64>,
+}
+
+impl CpuSample {
+    fn take(server_pid: Option<u32>) -> CpuSample {
+        CpuSample {
+            machine: machine_busy_ticks(),
+            server: server_pid.and_then(|p| proc_ticks(&p.to_string())),
+            me: proc_ticks("self"),
+        }
+    }
+
+    /// (server CPU s, this reader's CPU s, everything else's CPU s) between two samples.
+    fn since(&self, before: &CpuSample) -> (Option<f64>, Option<f64>, Option<f64>) {
+        let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
+        let server = d(self.server, before.server);
+        let me = d(self.me, before.me);
+        let other = d(self.machine, before.machine).map(|m| {
+            m.saturating_sub(server.unwrap_or(0))
+                .saturating_sub(me.unwrap_or(0))
+        });
+        let s = |t: Option<u64>| t.map(|t| t as f64 / 100.0);
+        (
+            s(server),
+            s(me),
+            if server.is_some() { s(other) } else { None },
+        )
+    }
 }
 
 fn socket_path(s: &str) -> &str {
@@ -322,7 +382,9 @@ fn main() -> anyhow::Result<()> {
     let sel = selection(&args, &schema)?;
     let ncols: usize = sel.values().map(Vec::len).sum();
     for i in 0..args.repeat.max(1) {
+        let before = CpuSample::take(args.server_pid);
         let r = run_once(&args, &sel)?;
+        let (server_cpu, reader_cpu, other_cpu) = CpuSample::take(args.server_pid).since(&before);
         let rss = vm_hwm_kib();
         if args.json {
             println!(
@@ -331,13 +393,15 @@ fn main() -> anyhow::Result<()> {
                     "tool": "raw-reader", "label": args.label, "method": args.method, "run": i + 1,
                     "tables": sel.len(), "columns": ncols, "elapsed_s": r.elapsed_s, "ttfb_s": r.ttfb_s,
                     "bytes": r.bytes, "reply_bytes": r.reply_bytes, "messages": r.messages,
-                    "peak_rss_kib": rss,
+                    "peak_rss_kib": rss, "server_cpu_s": server_cpu, "reader_cpu_s": reader_cpu,
+                    "other_cpu_s": other_cpu,
                 })
             );
         } else {
             println!(
                 "raw-reader label={} method={} run={} tables={} columns={} elapsed_s={:.3} ttfb_s={:.3} bytes={} \
-                 reply_bytes={} mb={:.1} peak_rss_kib={} peak_rss_mib={:.1}",
+                 reply_bytes={} mb={:.1} peak_rss_kib={} peak_rss_mib={:.1} server_cpu_s={} reader_cpu_s={} \
+                 other_cpu_s={}",
                 if args.label.is_empty() { "-" } else { &args.label },
                 args.method,
                 i + 1,
@@ -349,11 +413,18 @@ fn main() -> anyhow::Result<()> {
                 r.reply_bytes,
                 r.bytes as f64 / 1e6,
                 rss,
-                rss as f64 / 1024.0
+                rss as f64 / 1024.0,
+                opt(server_cpu),
+                opt(reader_cpu),
+                opt(other_cpu),
             );
         }
     }
     Ok(())
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"))
 }
 
 #[cfg(test)]
