@@ -53,16 +53,10 @@ done
 
 export RUST_BACKTRACE=0
 DBNAME=OVN_Northbound
-TABLES_SEL="Logical_Switch,Logical_Switch_Port,Logical_Router,Logical_Router_Port,NAT,Gateway_Chassis,Load_Balancer,NB_Global"
-# ovn-route's column selection (LRP status exists from OVN 23.09 on; dropped with a warning when absent).
-COLUMNS_SEL="Logical_Switch:name,ports,other_config,external_ids"
-COLUMNS_SEL+=";Logical_Switch_Port:name,type,addresses,options,external_ids,up,enabled,dynamic_addresses,parent_name,tag"
-COLUMNS_SEL+=";Logical_Router:name,ports,nat,load_balancer,static_routes,options,external_ids,enabled"
-COLUMNS_SEL+=";Logical_Router_Port:name,mac,networks,gateway_chassis,options,external_ids,peer,ha_chassis_group,status"
-COLUMNS_SEL+=";NAT:type,external_ip,external_mac,logical_ip,logical_port,external_ids,options"
-COLUMNS_SEL+=";Gateway_Chassis:name,chassis_name,priority"
-COLUMNS_SEL+=";Load_Balancer:name,vips,protocol,external_ids,options"
-COLUMNS_SEL+=";NB_Global:options,external_ids"
+TABLES_SEL=""  # set from the selection below
+# ovn-route's column selection, from the code itself (ovn-model), so that raw-reader, the Python
+# anchor and the replica all load exactly the same columns (set after the build below).
+COLUMNS_SEL=""
 
 for tool in ovsdb-server ovsdb-tool ovs-appctl; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install openvswitch-switch ovn-central)" >&2; exit 1; }
@@ -70,10 +64,12 @@ done
 
 cd "$ROOT"
 echo "== build (ovn-route-bench: gen-nb, raw-reader$([ $REPLICA = 1 ] && echo ', replica-bench'))" >&2
-BINS=(--bin gen-nb --bin raw-reader)
-[ "$REPLICA" = 1 ] && BINS+=(--bin replica-bench)
+BINS=(--bin gen-nb --bin raw-reader --bin replica-bench)
+
 cargo build --release -q -p ovn-route-bench "${BINS[@]}"
 BIN="$ROOT/target/release"
+COLUMNS_SEL=$("$BIN/replica-bench" --print-selection --database "$DBNAME")
+TABLES_SEL=$(printf '%s' "$COLUMNS_SEL" | tr ';' '\n' | cut -d: -f1 | paste -sd, -)
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -170,7 +166,7 @@ if [ "$REPLICA" = 1 ]; then
     # Our replica, written against the ovsdb crate: connect-to-complete, peak RSS, commit-to-notification latency.
     rrc=0
     timeout "$REPLICA_TIMEOUT" "$BIN/replica-bench" --remote "unix:$WORK/nb.sock" --database "$DBNAME" --columns agent \
-        --updates "$UPDATES" >"$WORK/replica.txt" 2>&1 || rrc=$?
+        --updates "$UPDATES" --rounds 3 >"$WORK/replica.txt" 2>&1 || rrc=$?
     if [ "$rrc" = 124 ]; then
         echo "replica-bench TIMED OUT after ${REPLICA_TIMEOUT} s" >>"$WORK/replica.txt"
     elif [ "$rrc" != 0 ]; then

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::error::{LabError, Result};
-use crate::process::{run, Daemon, DaemonSpec};
+use crate::process::{run, Daemon, DaemonSpec, DAEMON_READY_TIMEOUT};
 use crate::util::{free_port, lab_tempdir, path_str, wait_until};
 
 /// How long a cluster may take to elect a leader and admit all members.
@@ -68,13 +68,15 @@ impl OvsdbServerBuilder {
         self
     }
 
-    /// Also listen on `ptcp:<free port>:127.0.0.1`.
+    /// Also listen on TCP on 127.0.0.1, on a port the kernel chooses (`ptcp:0:127.0.0.1`; see
+    /// [`OvsdbServer::tcp_port`]).
     pub fn tcp(mut self, on: bool) -> Self {
         self.tcp = on;
         self
     }
 
-    /// Also listen on `pssl:<free port>:127.0.0.1` with these files.
+    /// Also listen with SSL on 127.0.0.1, on a port the kernel chooses (`pssl:0:127.0.0.1`; see
+    /// [`OvsdbServer::ssl_port`]), with these files.
     pub fn ssl(mut self, ssl: SslConfig) -> Self {
         self.ssl = Some(ssl);
         self
@@ -116,37 +118,56 @@ impl OvsdbServerBuilder {
             DbSource::Existing(db) => db.clone(),
         };
         let db_name = run(Command::new("ovsdb-tool").arg("db-name").arg(&db_path))?;
-        let tcp_port = if self.tcp { Some(free_port()?) } else { None };
-        let ssl_port = if self.ssl.is_some() {
-            Some(free_port()?)
-        } else {
-            None
-        };
-        let mut remotes = Vec::new();
-        if let Some(p) = tcp_port {
-            remotes.push(format!("ptcp:{p}:127.0.0.1"));
-        }
-        if let Some(p) = ssl_port {
-            remotes.push(format!("pssl:{p}:127.0.0.1"));
-        }
+        // The kernel picks the ports (no race with other processes between choosing a port and
+        // binding it); they are read from the log. Its lines do not say which remote a port
+        // belongs to, so at most one port-0 remote is on the command line and an SSL remote next
+        // to a TCP one is added once the TCP port is known.
+        let kinds: Vec<&str> = [
+            self.tcp.then_some("ptcp"),
+            self.ssl.as_ref().map(|_| "pssl"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let mut spec = server_spec(
             &format!("ovsdb-server {}", self.name),
             &dir,
             &self.name,
             &db_path,
-            &remotes,
+            &kinds
+                .first()
+                .map(|k| passive(k, 0))
+                .into_iter()
+                .collect::<Vec<_>>(),
             self.ssl.as_ref(),
         );
-        spec.ready_ports = tcp_port.into_iter().chain(ssl_port).collect();
         spec.netns = self.netns.clone();
         let db_arg = spec.args.pop().unwrap_or_default();
         spec.args.extend(self.extra_args.iter().cloned());
         spec.args.push(db_arg);
-        let daemon = Daemon::start(spec)?;
+        let mut daemon = Daemon::start(spec)?;
+        let ctl = dir.join(format!("{}.ctl", self.name));
+        let mut ports = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let from = if i == 0 {
+                daemon.launch_log_start()
+            } else {
+                let from = daemon.log_len();
+                run(Command::new("ovs-appctl")
+                    .arg("-t")
+                    .arg(&ctl)
+                    .args(["ovsdb-server/add-remote", &passive(kind, 0)]))?;
+                from
+            };
+            ports.push(bound_port(&mut daemon, from)?);
+        }
+        pin_ports(&mut daemon, &kinds, &ports)?;
+        let port_of = |kind: &str| kinds.iter().position(|k| *k == kind).map(|i| ports[i]);
+        let (tcp_port, ssl_port) = (port_of("ptcp"), port_of("pssl"));
         Ok(OvsdbServer {
             daemon,
             sock: dir.join(format!("{}.sock", self.name)),
-            ctl: dir.join(format!("{}.ctl", self.name)),
+            ctl,
             dir,
             db_path,
             db_name,
@@ -156,6 +177,53 @@ impl OvsdbServerBuilder {
             _tmp: tmp,
         })
     }
+}
+
+/// The passive remote `<kind>:<port>:127.0.0.1` (`kind` is "ptcp" or "pssl"; port 0 lets the
+/// kernel choose).
+fn passive(kind: &str, port: u16) -> String {
+    format!("{kind}:{port}:127.0.0.1")
+}
+
+/// The port in an ovsdb-server log line about a listening socket whose port the kernel chose,
+/// e.g. `2024-01-01T00:00:00.000Z|00002|socket_util|INFO|0:127.0.0.1: listening on port 34567`
+/// for `--remote=ptcp:0:127.0.0.1` or `pssl:0:127.0.0.1` (the remote's kind is not part of it).
+/// OVS's own test suite parses the same line (PARSE_LISTENING_PORT).
+fn listening_port(line: &str) -> Option<u16> {
+    let (_, port) = line.split_once("|0:127.0.0.1: listening on port ")?;
+    port.trim().parse().ok()
+}
+
+/// Waits until ovsdb-server logs, from byte `from` of its log on, the port it bound for a
+/// port-0 remote.
+fn bound_port(daemon: &mut Daemon, from: u64) -> Result<u16> {
+    daemon.wait_log(
+        from,
+        "\"0:127.0.0.1: listening on port <port>\"",
+        DAEMON_READY_TIMEOUT,
+        listening_port,
+    )
+}
+
+/// After a start with port-0 remotes: puts the ports the server got (`ports[i]` for
+/// `kinds[i]`) into its command line, so that restarts come back on the same ports, makes them
+/// readiness conditions and checks that the server listens on them.
+fn pin_ports(daemon: &mut Daemon, kinds: &[&str], ports: &[u16]) -> Result<()> {
+    let spec = daemon.spec_mut();
+    for (kind, port) in kinds.iter().zip(ports) {
+        let arg = format!("--remote={}", passive(kind, *port));
+        let port0 = format!("--remote={}", passive(kind, 0));
+        match spec.args.iter_mut().find(|a| **a == port0) {
+            Some(a) => *a = arg,
+            // Added at run time: insert before the database file, the last argument.
+            None => {
+                let at = spec.args.len().saturating_sub(1);
+                spec.args.insert(at, arg);
+            }
+        }
+    }
+    spec.ready_ports = ports.to_vec();
+    daemon.wait_ready(DAEMON_READY_TIMEOUT)
 }
 
 /// The ovsdb-server command line shared by standalone servers and cluster members: pidfile, log
@@ -306,7 +374,9 @@ impl OvsdbServer {
     }
 
     /// Starts the server again on the same database file with the same remotes and ports
-    /// (stopping it first if it runs).
+    /// (stopping it first if it runs). If a port was taken by another process in the meantime,
+    /// this fails with a [`LabError::Io`] naming the port (kind `AddrInUse`) and the server is
+    /// left stopped.
     pub fn restart(&mut self) -> Result<()> {
         self.daemon.launch()
     }
@@ -390,6 +460,8 @@ impl OvsdbClusterBuilder {
         let db_name = run(Command::new("ovsdb-tool")
             .arg("schema-name")
             .arg(&self.schema))?;
+        // Raft addresses must be known before the databases are created, so these ports cannot
+        // be left to the kernel; free_port reserves them against other processes.
         let mut raft = Vec::new();
         for _ in 0..self.members {
             raft.push(format!("tcp:127.0.0.1:{}", free_port()?));
@@ -415,21 +487,25 @@ impl OvsdbClusterBuilder {
                     .args(&raft[..i]);
             }
             run(&mut tool)?;
-            let client_port = free_port()?;
-            let mut spec = server_spec(
+            // The client port is chosen by the kernel and read from the log, like a standalone
+            // server's.
+            let spec = server_spec(
                 &format!("ovsdb-server {stem} (cluster member {i})"),
                 &dir,
                 &stem,
                 &db,
-                &[format!("ptcp:{client_port}:127.0.0.1")],
+                &[passive("ptcp", 0)],
                 None,
             );
-            spec.ready_ports = vec![client_port];
+            let mut daemon = Daemon::start(spec)?;
+            let from = daemon.launch_log_start();
+            let client_port = bound_port(&mut daemon, from)?;
+            pin_ports(&mut daemon, &["ptcp"], &[client_port])?;
             members.push(Member {
                 ctl: dir.join(format!("{stem}.ctl")),
                 sock: dir.join(format!("{stem}.sock")),
                 client_port,
-                daemon: Daemon::start(spec)?,
+                daemon,
             });
         }
         let cluster = OvsdbCluster {
@@ -633,7 +709,9 @@ impl OvsdbCluster {
         Ok(())
     }
 
-    /// Starts member `i` again from its database file, on the same ports.
+    /// Starts member `i` again from its database file, on the same ports. If its client port
+    /// was taken by another process in the meantime, this fails with a [`LabError::Io`] naming
+    /// the port (kind `AddrInUse`) and the member is left stopped.
     pub fn restart_member(&mut self, i: usize) -> Result<()> {
         self.member_mut(i)?.daemon.launch()
     }
@@ -654,4 +732,29 @@ impl OvsdbCluster {
 
 fn has_line(text: &str, line: &str) -> bool {
     text.lines().any(|l| l.trim() == line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_listening_port_line() {
+        assert_eq!(
+            listening_port(
+                "2026-01-01T00:00:00.000Z|00002|socket_util|INFO|0:127.0.0.1: listening on port \
+                 35627"
+            ),
+            Some(35627)
+        );
+        assert_eq!(
+            listening_port("2026-01-01T00:00:00.000Z|00003|ovsdb_server|INFO|ovsdb-server 3.1.0"),
+            None
+        );
+        // A remote with a fixed port does not log the line; another address is not ours.
+        assert_eq!(
+            listening_port("...|socket_util|INFO|0:10.0.0.1: listening on port 1234"),
+            None
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! Running commands with a timeout, and supervising long-running daemons.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io::Read;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -117,8 +118,24 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<Vec<u8>> 
     rx
 }
 
-/// TCP ports in LISTEN state in the network namespace of process `pid`.
+/// TCP ports on which process `pid` itself holds a socket in LISTEN state (read from
+/// `/proc/<pid>/net/tcp{,6}` of its network namespace, keeping only the sockets whose inode is
+/// one of its open file descriptors, so a port taken by another process does not count).
 fn listening_ports(pid: u32) -> Vec<u16> {
+    let mut inodes = HashSet::new();
+    if let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in fds.flatten() {
+            if let Ok(target) = fs::read_link(fd.path()) {
+                let target = target.to_string_lossy();
+                if let Some(inode) = target
+                    .strip_prefix("socket:[")
+                    .and_then(|t| t.strip_suffix(']'))
+                {
+                    inodes.insert(inode.to_string());
+                }
+            }
+        }
+    }
     let mut ports = Vec::new();
     for file in ["tcp", "tcp6"] {
         let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
@@ -126,7 +143,7 @@ fn listening_ports(pid: u32) -> Vec<u16> {
         };
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() > 3 && fields[3] == "0A" {
+            if fields.len() > 9 && fields[3] == "0A" && inodes.contains(fields[9]) {
                 if let Some((_, port)) = fields[1].rsplit_once(':') {
                     if let Ok(p) = u16::from_str_radix(port, 16) {
                         ports.push(p);
@@ -136,6 +153,19 @@ fn listening_ports(pid: u32) -> Vec<u16> {
         }
     }
     ports
+}
+
+/// If `log` (what a daemon logged since its start) reports that listening on one of `ports`
+/// failed (ovsdb-server: `ptcp:34567:127.0.0.1: listen failed: Address already in use`), returns
+/// that port and the log line.
+fn listen_failure<'a>(log: &'a str, ports: &[u16]) -> Option<(u16, &'a str)> {
+    log.lines().find_map(|line| {
+        let (head, _) = line.split_once(": listen failed")?;
+        // head is "<timestamp>|<seq>|<module>|ERR|ptcp:<port>:<host>".
+        let remote = head.rsplit('|').next()?;
+        let port = remote.split(':').nth(1)?.parse::<u16>().ok()?;
+        ports.contains(&port).then_some((port, line))
+    })
 }
 
 /// Sends `sig` to process `pid`, ignoring errors (the process may already be gone).
@@ -171,7 +201,8 @@ pub(crate) struct DaemonSpec {
     /// `{pid}` in a path stands for the process id (for daemons without `--unixctl`).
     pub ready_paths: Vec<PathBuf>,
     /// TCP ports it listens on once it is ready (checked in its own network namespace through
-    /// `/proc/<pid>/net/tcp`, without connecting).
+    /// `/proc/<pid>/net/tcp`, without connecting; only its own sockets count). If its log
+    /// reports that listening on one of them failed, starting fails at once.
     pub ready_ports: Vec<u16>,
 }
 
@@ -223,12 +254,19 @@ impl DaemonSpec {
 pub(crate) struct Daemon {
     spec: DaemonSpec,
     child: Option<Child>,
+    /// Length of the log file when the running instance was started: what it logged starts
+    /// there (the log is appended to across restarts).
+    log_start: u64,
 }
 
 impl Daemon {
     /// Starts the daemon and waits until it is ready.
     pub fn start(spec: DaemonSpec) -> Result<Daemon> {
-        let mut d = Daemon { spec, child: None };
+        let mut d = Daemon {
+            spec,
+            child: None,
+            log_start: 0,
+        };
         d.launch()?;
         Ok(d)
     }
@@ -253,6 +291,7 @@ impl Daemon {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
+        self.log_start = self.log_len();
         let child = cmd
             .spawn()
             .map_err(|source| LabError::Spawn { command, source })?;
@@ -260,7 +299,72 @@ impl Daemon {
         self.wait_ready(DAEMON_READY_TIMEOUT)
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+    /// The spec, for changing the command line or readiness conditions of later (re)starts.
+    pub fn spec_mut(&mut self) -> &mut DaemonSpec {
+        &mut self.spec
+    }
+
+    /// Length of the log file when the running instance was started (see [`Daemon::wait_log`]).
+    pub fn launch_log_start(&self) -> u64 {
+        self.log_start
+    }
+
+    /// Current length of the daemon's log file (0 if it does not exist yet).
+    pub fn log_len(&self) -> u64 {
+        fs::metadata(&self.spec.log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The complete lines the daemon's log file got from byte offset `from` on.
+    fn log_lines_from(&self, from: u64) -> String {
+        let read = || -> io::Result<String> {
+            let mut f = fs::File::open(&self.spec.log)?;
+            f.seek(SeekFrom::Start(from))?;
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes)?;
+            // A line still being written is left for the next look.
+            let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            bytes.truncate(complete);
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        read().unwrap_or_default()
+    }
+
+    /// Polls the daemon's log from byte offset `from` (see [`Daemon::log_len`]) until `parse`
+    /// returns `Some` for a complete line, or the daemon exits, or `timeout` passes; errors name
+    /// `what` and the log file and quote its tail.
+    pub fn wait_log<T>(
+        &mut self,
+        from: u64,
+        what: &str,
+        timeout: Duration,
+        mut parse: impl FnMut(&str) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(v) = self.log_lines_from(from).lines().find_map(&mut parse) {
+                return Ok(v);
+            }
+            self.check_alive()?;
+            if Instant::now() >= deadline {
+                return Err(LabError::WaitTimeout {
+                    what: format!(
+                        "daemon {} to log {what} in {}",
+                        self.spec.name,
+                        self.spec.log.display()
+                    ),
+                    timeout,
+                    last: self.log_tail(),
+                });
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the running instance is ready (see [`DaemonSpec`]'s `ready_paths` and
+    /// `ready_ports`).
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
         loop {
@@ -272,6 +376,27 @@ impl Daemon {
             };
             if paths_ok && ports_ok {
                 return Ok(());
+            }
+            if !self.spec.ready_ports.is_empty() {
+                let log = self.log_lines_from(self.log_start);
+                if let Some((port, line)) = listen_failure(&log, &self.spec.ready_ports) {
+                    let kind = if line.contains("Address already in use") {
+                        io::ErrorKind::AddrInUse
+                    } else {
+                        io::ErrorKind::Other
+                    };
+                    let err = LabError::io(
+                        format!(
+                            "daemon {} could not listen on port {port} (taken by another process \
+                             since the port was chosen?); log {}",
+                            self.spec.name,
+                            self.spec.log.display()
+                        ),
+                        io::Error::new(kind, line.trim().to_string()),
+                    );
+                    self.terminate();
+                    return Err(err);
+                }
             }
             if Instant::now() >= deadline {
                 return Err(LabError::WaitTimeout {
@@ -398,4 +523,37 @@ impl Drop for Daemon {
 /// Writes a whole file (used for configuration files).
 pub(crate) fn write_file(path: &Path, contents: &str) -> Result<()> {
     fs::write(path, contents).map_err(|e| LabError::io(format!("write {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_listen_failures_of_given_ports() {
+        let log = "\
+2026-01-01T00:00:00.742Z|00002|socket_util|ERR|45081:127.0.0.1: bind: Address already in use
+2026-01-01T00:00:00.742Z|00003|ovsdb_jsonrpc_server|ERR|pssl:47745:127.0.0.1: listen failed: \
+Address already in use
+2026-01-01T00:00:00.743Z|00005|ovsdb_jsonrpc_server|ERR|ptcp:45081:127.0.0.1: listen failed: \
+Address already in use
+";
+        let (port, line) = listen_failure(log, &[45081]).unwrap();
+        assert_eq!(port, 45081);
+        assert!(
+            line.contains("ptcp:45081:127.0.0.1: listen failed"),
+            "{line}"
+        );
+        assert_eq!(listen_failure(log, &[47745]).map(|f| f.0), Some(47745));
+        assert_eq!(listen_failure(log, &[1234]), None);
+    }
+
+    #[test]
+    fn listening_ports_are_only_the_process_own() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listening_ports(std::process::id()).contains(&port));
+        // pid 1 shares the network namespace here but not the socket.
+        assert!(!listening_ports(1).contains(&port));
+    }
 }

@@ -1,9 +1,12 @@
-//! Small helpers: privileges, unique names, free ports, polling, temp dirs.
+//! Small helpers: privileges, unique names, free ports (reserved across processes), polling,
+//! temp dirs.
 
-use std::collections::HashSet;
-use std::fs;
-use std::io::Write as _;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write as _};
 use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::io::AsRawFd as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -73,27 +76,80 @@ fn random_u64() -> u64 {
     x ^ (x >> 31)
 }
 
-static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+/// Directory of the per-port lock files through which concurrent processes (e.g. the test
+/// processes cargo-nextest runs in parallel) reserve the ports [`free_port`] hands out.
+pub(crate) const PORT_LOCK_DIR: &str = "/tmp/ovnr-ports";
 
-/// Picks a TCP port on 127.0.0.1 that is free right now and has not been handed out before by
-/// this process. Ports come from 20000..32000, below Linux' ephemeral range, so client
-/// connections never occupy them.
+/// Ports handed out by this process, with the lock files (flocked) that reserve them.
+static PORTS: Mutex<Option<HashMap<u16, File>>> = Mutex::new(None);
+
+/// Takes the exclusive lock `PORT_LOCK_DIR/<port>.lock` without blocking: `Ok(Some(file))` while
+/// this open file holds it, `Ok(None)` if another process (or another open of the file) does.
+fn lock_port(dir: &Path, port: u16) -> Result<Option<File>> {
+    let path = dir.join(format!("{port}.lock"));
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o666)
+        .open(&path)
+    {
+        Ok(f) => Ok(f),
+        // Created by another user (e.g. root) with the umask's mode: a read-only descriptor
+        // can hold the lock too.
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => File::open(&path),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| LabError::io(format!("open port lock file {}", path.display()), e))?;
+    // SAFETY: flock(2) on a descriptor we own; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(file));
+    }
+    let err = std::io::Error::last_os_error();
+    if err.kind() == ErrorKind::WouldBlock {
+        Ok(None)
+    } else {
+        Err(LabError::io(format!("flock {}", path.display()), err))
+    }
+}
+
+/// Picks a TCP port on 127.0.0.1 that is free right now and reserved for this process until it
+/// exits: no other process using this function gets it, however many run at once. Ports come
+/// from 20000..32000, below Linux' ephemeral range, so neither client connections nor
+/// kernel-chosen listening ports (`bind` to port 0) occupy them.
+///
+/// The reservation is an exclusive `flock` on `/tmp/ovnr-ports/<port>.lock`, held by an open
+/// file of this process (the kernel drops it when the process exits, even when it is killed).
+/// Prefer letting the daemon bind port 0 and reading the port it got where that is possible;
+/// this is for addresses that must be known before the daemon starts (raft cluster members).
 pub fn free_port() -> Result<u16> {
+    let dir = Path::new(PORT_LOCK_DIR);
+    if !dir.is_dir() {
+        mkdir(dir)?;
+        // Like /tmp: every user may create lock files in it (a lock file is never deleted, so
+        // the sticky bit only keeps users from removing each other's).
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o1777));
+    }
     let mut guard = PORTS.lock().unwrap_or_else(|e| e.into_inner());
-    let used = guard.get_or_insert_with(HashSet::new);
+    let held = guard.get_or_insert_with(HashMap::new);
     for _ in 0..500 {
         let port = 20000 + (random_u64() % 12000) as u16;
-        if used.contains(&port) {
+        if held.contains_key(&port) {
             continue;
         }
+        let Some(lock) = lock_port(dir, port)? else {
+            continue; // reserved by another process
+        };
         if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            used.insert(port);
+            held.insert(port, lock);
             return Ok(port);
         }
+        // Used by something that does not take the locks: leave it (dropping the lock).
     }
-    Err(LabError::Invalid(
-        "no free TCP port found on 127.0.0.1 in 20000..32000".into(),
-    ))
+    Err(LabError::Invalid(format!(
+        "no free TCP port found on 127.0.0.1 in 20000..32000 (locks in {PORT_LOCK_DIR})"
+    )))
 }
 
 /// Polls `probe` until it returns `Ok(Some(value))` or `timeout` passes. Errors and `None` count

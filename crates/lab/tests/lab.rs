@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ovn_route_lab::{
-    cleanup_stale, connect, run, skip_unless_root, BgpConfig, ChassisSpec, FrrRouter, Lab,
-    LabError, Netns, OvsdbCluster, OvsdbServer, Pki, NB_SCHEMA,
+    cleanup_stale, connect, free_port, run, skip_unless_root, BgpConfig, ChassisSpec, FrrRouter,
+    Lab, LabError, Netns, OvsdbCluster, OvsdbServer, Pki, NB_SCHEMA,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -84,6 +84,90 @@ fn standalone_server_start_kill_restart() {
     drop(s);
     assert!(!pid_alive(pid));
     assert!(!dir.exists(), "temp dir removed on drop");
+}
+
+#[test]
+fn tcp_and_ssl_ports_are_read_from_the_log_and_kept_on_restart() {
+    if skip_unless_root("tcp_and_ssl_ports_are_read_from_the_log_and_kept_on_restart") {
+        return;
+    }
+    let pki = Pki::new().unwrap();
+    let client = pki.client().args();
+    let mut s = OvsdbServer::builder(NB_SCHEMA)
+        .tcp(true)
+        .ssl(pki.server())
+        .start()
+        .unwrap();
+    let (tcp, ssl) = (s.tcp_remote().unwrap(), s.ssl_remote().unwrap());
+    let (tcp_port, ssl_port) = (s.tcp_port().unwrap(), s.ssl_port().unwrap());
+    assert_ne!(tcp_port, ssl_port);
+    assert_eq!(tcp, format!("tcp:127.0.0.1:{tcp_port}"));
+    assert_eq!(ssl, format!("ssl:127.0.0.1:{ssl_port}"));
+    // Each port speaks what its remote says: plain JSON-RPC on tcp:, TLS on ssl:.
+    nbctl(&tcp, &[], &["init"]).unwrap();
+    nbctl(&ssl, &client, &["ls-add", "sw0"]).unwrap();
+    assert!(nbctl(&tcp, &[], &["ls-list"]).unwrap().contains("sw0"));
+
+    for _ in 0..2 {
+        s.restart().unwrap();
+        assert_eq!(s.tcp_port(), Some(tcp_port));
+        assert_eq!(s.ssl_port(), Some(ssl_port));
+        assert!(nbctl(&tcp, &[], &["ls-list"]).unwrap().contains("sw0"));
+        assert!(nbctl(&ssl, &client, &["ls-list"]).unwrap().contains("sw0"));
+    }
+}
+
+#[test]
+fn restart_names_the_port_another_process_took() {
+    if skip_unless_root("restart_names_the_port_another_process_took") {
+        return;
+    }
+    let mut s = OvsdbServer::builder(NB_SCHEMA).tcp(true).start().unwrap();
+    let port = s.tcp_port().unwrap();
+    s.kill();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let t = Instant::now();
+    let err = s.restart().unwrap_err();
+    let msg = err.to_string();
+    eprintln!("{msg}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "reported quickly: {:?}",
+        t.elapsed()
+    );
+    assert!(msg.contains(&format!("port {port}")), "{msg}");
+    assert!(msg.contains(&s.log_path().display().to_string()), "{msg}");
+    match &err {
+        LabError::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse, "{msg}")
+        }
+        other => panic!("expected LabError::Io, got {other:?}"),
+    }
+    assert!(s.pid().is_none(), "left stopped");
+
+    drop(squatter);
+    s.restart().unwrap();
+    assert_eq!(s.tcp_port(), Some(port));
+    nbctl(&s.tcp_remote().unwrap(), &[], &["init"]).unwrap();
+}
+
+#[test]
+fn free_ports_are_locked_against_other_processes() {
+    let ports: Vec<u16> = (0..20).map(|_| free_port().unwrap()).collect();
+    let mut sorted = ports.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ports.len(), "{ports:?}");
+    for port in &ports[..3] {
+        assert!((20000..32000).contains(port), "{port}");
+        // Another process cannot take the lock while this one holds it.
+        let lock = format!("/tmp/ovnr-ports/{port}.lock");
+        let status = Command::new("flock")
+            .args(["-n", &lock, "true"])
+            .status()
+            .unwrap();
+        assert!(!status.success(), "{lock} is not locked");
+    }
 }
 
 #[test]

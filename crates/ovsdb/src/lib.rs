@@ -7,7 +7,8 @@
 //!
 //! Layers, bottom up:
 //! * [`value`] and [`schema`]: OVSDB data and schemas;
-//! * [`framing`] and [`rpc`]: JSON-RPC over a byte stream ([`transport`]: TCP, Unix, TLS);
+//! * [`framing`], [`stream`] and [`rpc`]: JSON-RPC over a byte stream ([`transport`]: TCP, Unix,
+//!   TLS), parsed while it arrives, straight into rows for monitor data;
 //! * [`transact`]: typed transaction operations;
 //! * [`replica`]: the replicated tables and change sets;
 //! * [`session`]: reconnects, cluster members, monitors, locks.

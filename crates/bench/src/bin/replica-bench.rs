@@ -51,8 +51,12 @@ fn heap_mib() -> (f64, f64) {
 #[derive(Parser, Debug)]
 struct Args {
     /// Server remote (e.g. unix:/tmp/x/nb.sock).
+    #[arg(long, required_unless_present = "print_selection")]
+    remote: Option<String>,
+    /// Print the agent's column selection as `Table:c1,c2;Table2:...` (for raw-reader and the
+    /// Python anchor, so that every tool loads the same columns) and exit.
     #[arg(long)]
-    remote: String,
+    print_selection: bool,
     /// Database.
     #[arg(long, default_value = "OVN_Northbound")]
     database: String,
@@ -68,10 +72,11 @@ struct Args {
     /// Number of one-row updates for the latency measurement.
     #[arg(long, default_value_t = 1000)]
     updates: usize,
-    /// Before the replica, read the same monitor reply raw (count bytes only) this many times: the
-    /// server's own limit for this request.
-    #[arg(long, default_value_t = 1)]
-    raw_runs: usize,
+    /// Rounds of (raw reader, then replica load), each raw read sending the replica's exact monitor
+    /// request and only counting bytes: the server's own limit, measured right next to each load
+    /// (ovsdb-server's time for the same request drifts over a run). 0: replica only.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 /// Sends the monitor request the session would send for `selection` and counts the reply's bytes.
@@ -196,7 +201,23 @@ async fn raw_subscriber(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let a = Args::parse();
-    let remotes = Remote::parse_list(&a.remote)?;
+    if a.print_selection {
+        let sel =
+            ovn_model::tables_for(&a.database).context("no agent selection for this database")?;
+        let specs: Vec<String> = sel
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}:{}",
+                    t.table,
+                    t.columns.clone().unwrap_or_default().join(",")
+                )
+            })
+            .collect();
+        println!("{}", specs.join(";"));
+        return Ok(());
+    }
+    let remotes = Remote::parse_list(a.remote.as_deref().unwrap_or_default())?;
     let mut cfg = SessionConfig::new(remotes.clone(), &a.database);
     cfg.tables = match a.columns.as_str() {
         "agent" => {
@@ -205,30 +226,57 @@ async fn main() -> Result<()> {
         "all" => a.tables.split(',').map(TableSelect::all).collect(),
         other => bail!("--columns {other:?}: expected agent or all"),
     };
-    for _ in 0..a.raw_runs {
-        let (t, bytes) = raw_read(&remotes[0], &a.database, &cfg.tables).await?;
+    // Rounds of raw read + replica load; the last replica is kept for the latency phase.
+    let mut ratios = vec![];
+    let mut kept = None;
+    let mut first_hwm = None;
+    for round in 1..=a.rounds.max(1) {
+        let raw = if a.rounds > 0 {
+            let (t, bytes) = raw_read(&remotes[0], &a.database, &cfg.tables).await?;
+            println!(
+                "round {round}: raw reader (same request): {:.1} MB in {:.3} s",
+                bytes as f64 / 1e6,
+                t.as_secs_f64()
+            );
+            Some(t)
+        } else {
+            None
+        };
+        drop(kept.take());
+        let t0 = Instant::now();
+        let session = Session::start(cfg.clone());
+        let events = session.subscribe();
+        session.wait_connected().await;
+        let load = t0.elapsed();
+        let rows = session.read(|r| r.row_count());
+        let (live, peak) = heap_mib();
+        first_hwm.get_or_insert(vm_hwm_mib());
         println!(
-            "raw reader (same request): {:.1} MB in {:.3} s",
-            bytes as f64 / 1e6,
-            t.as_secs_f64()
+            "round {round}: replica ({}): {rows} rows complete in {:.3} s{}; RSS {:.0} MiB \
+             (heap: {live:.0} MiB live, {peak:.0} MiB peak)",
+            a.columns,
+            load.as_secs_f64(),
+            raw.map(|r| format!(" = {:.2} x raw", load.as_secs_f64() / r.as_secs_f64()))
+                .unwrap_or_default(),
+            status_mib("VmRSS:")
+        );
+        if let Some(r) = raw {
+            ratios.push(load.as_secs_f64() / r.as_secs_f64());
+        }
+        kept = Some((session, events));
+    }
+    if !ratios.is_empty() {
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "replica / raw reader: median {:.2} (min {:.2}, max {:.2}) over {} rounds; peak RSS of one load {:.0} MiB",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+            ratios.len(),
+            first_hwm.unwrap_or_default()
         );
     }
-    let t0 = Instant::now();
-    let session = Session::start(cfg);
-    let mut events = session.subscribe();
-    session.wait_connected().await;
-    let load = t0.elapsed();
-    let rows = session.read(|r| r.row_count());
-    let hwm_load = vm_hwm_mib();
-    let (live, peak) = heap_mib();
-    println!(
-        "replica ({}): {rows} rows complete in {:.3} s, peak RSS {:.0} MiB, RSS after load {:.0} MiB \
-         (heap: {live:.0} MiB live, {peak:.0} MiB peak)",
-        a.columns,
-        load.as_secs_f64(),
-        hwm_load,
-        status_mib("VmRSS:")
-    );
+    let (session, mut events) = kept.expect("at least one round");
     // Drain the initial change set.
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), events.recv()).await {}
 
