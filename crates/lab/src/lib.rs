@@ -9,9 +9,10 @@
 //! its exit status and its standard error, or the daemon and the tail of its log.
 //!
 //! The pieces:
-//! - [`OvsdbServer`]: a standalone ovsdb-server (`punix:`, optional `ptcp:`/`pssl:`), with
-//!   kill/restart.
-//! - [`OvsdbCluster`]: an N-member raft cluster with leader discovery and member kill/restart.
+//! - [`OvsdbServer`]: a standalone ovsdb-server (`punix:`, optional `ptcp:`/`pssl:` on ports
+//!   the kernel chooses, read from its log), with kill/restart on the same ports.
+//! - [`OvsdbCluster`]: an N-member raft cluster with leader discovery and member kill/restart
+//!   (raft ports from [`free_port`], which reserves them against concurrent test processes).
 //! - [`Lab`]: NB + SB (standalone or clustered), ovn-northd and [`Chassis`] (ovsdb-server +
 //!   `ovs-vswitchd --enable-dummy=system` + ovn-controller in a namespace), optionally joined by
 //!   the [`Wire`] so tunnels and BFD work; plus topology helpers over `ovn-nbctl` and waits on

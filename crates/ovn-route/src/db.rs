@@ -123,7 +123,6 @@ async fn dump(a: DumpArgs) -> Result<()> {
     }
     cfg.connect.max_message_size = a.max_message_mib.saturating_mul(1 << 20);
     let session = Session::start(cfg);
-    let mut events = session.subscribe();
     let timeout = Duration::from_secs_f64(a.timeout.max(0.1));
     if tokio::time::timeout(timeout, session.wait_connected())
         .await
@@ -140,8 +139,10 @@ async fn dump(a: DumpArgs) -> Result<()> {
             a.timeout
         );
     }
+    // The dump and the change stream that follows it are consistent: no change is lost or repeated.
+    let (mut events, dump) = session.subscribe_with(|r| r.to_json());
     let mut out = std::io::stdout().lock();
-    session.read(|r| serde_json::to_writer_pretty(&mut out, &r.to_json()))?;
+    serde_json::to_writer_pretty(&mut out, &dump)?;
     writeln!(out)?;
     out.flush()?;
     drop(out);

@@ -268,6 +268,17 @@ impl Session {
         rx
     }
 
+    /// Reads the replica and subscribes atomically: the events received are exactly the changes
+    /// made after what `f` saw (for a consistent snapshot followed by a change stream).
+    pub fn subscribe_with<R>(
+        &self,
+        f: impl FnOnce(&Replica) -> R,
+    ) -> (mpsc::UnboundedReceiver<Event>, R) {
+        let r = self.shared.replica.read().unwrap();
+        let rx = self.subscribe();
+        (rx, f(&r))
+    }
+
     /// Reads the replica.
     pub fn read<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
         f(&self.shared.replica.read().unwrap())
@@ -554,37 +565,39 @@ async fn serve(
     };
     let rows: usize = updates.iter().map(|(_, r)| r.len()).sum();
     let resumed = found && same_layout;
-    let cs = {
+    // Apply, publish the status and emit the events under the replica lock, so that a subscriber
+    // registered with a snapshot (`subscribe_with`) sees exactly the changes after it.
+    {
         let mut r = shared.replica.write().unwrap();
-        if resumed {
+        let cs = if resumed {
             r.apply(updates)
         } else {
             r.replace(layouts.clone(), updates)
+        };
+        shared.status.send_modify(|s| {
+            s.remote = Some(remote.to_string());
+            s.connected = true;
+            s.synced = true;
+            s.method = Some(method);
+            if method == MonitorMethod::CondSince {
+                s.last_txn_id = txn.filter(|t| !t.is_nil());
+            } else {
+                s.last_txn_id = None;
+            }
+            s.connects += 1;
+            if resumed {
+                s.resumes += 1;
+            }
+            s.last_reply_rows = rows;
+        });
+        info!(%remote, db, ?method, resumed, rows, "OVSDB replica current");
+        shared.emit(Event::Connected {
+            remote: remote.to_string(),
+            resumed,
+        });
+        if !cs.is_empty() {
+            shared.emit(Event::Changed(Arc::new(cs)));
         }
-    };
-    shared.status.send_modify(|s| {
-        s.remote = Some(remote.to_string());
-        s.connected = true;
-        s.synced = true;
-        s.method = Some(method);
-        if method == MonitorMethod::CondSince {
-            s.last_txn_id = txn.filter(|t| !t.is_nil());
-        } else {
-            s.last_txn_id = None;
-        }
-        s.connects += 1;
-        if resumed {
-            s.resumes += 1;
-        }
-        s.last_reply_rows = rows;
-    });
-    info!(%remote, db, ?method, resumed, rows, "OVSDB replica current");
-    shared.emit(Event::Connected {
-        remote: remote.to_string(),
-        resumed,
-    });
-    if !cs.is_empty() {
-        shared.emit(Event::Changed(Arc::new(cs)));
     }
 
     // Locks held before the reconnect, then commands queued while disconnected.
@@ -791,7 +804,8 @@ fn on_notification(
 ) -> Result<(), String> {
     match (n.method.as_str(), n.params) {
         ("update" | "update2" | "update3", Payload::Updates(u)) => {
-            let cs = shared.replica.write().unwrap().apply(u.updates);
+            let mut r = shared.replica.write().unwrap();
+            let cs = r.apply(u.updates);
             if let Some(t) = u.txn {
                 shared.status.send_modify(|s| s.last_txn_id = Some(t));
             }
