@@ -813,10 +813,11 @@ async fn run_case(steps: Vec<(Step, bool)>) -> Result<(), TestCaseError> {
     let server = blocking(|| OvsdbServer::start(NB_SCHEMA).expect("start ovsdb-server")).await;
     let remote = server.unix_remote();
     let session = Session::start(config(&remote, DB));
-    let events = session.subscribe();
     tokio::time::timeout(WAIT, session.wait_connected())
         .await
         .expect("session connects");
+    // From here on, every change event is a change made after this point.
+    let (events, ()) = session.subscribe_with(|_| ());
     let (conn, _notes) =
         Connection::connect(&Remote::parse(&remote).unwrap(), &ConnectOptions::default())
             .await
@@ -830,12 +831,6 @@ async fn run_case(steps: Vec<(Step, bool)>) -> Result<(), TestCaseError> {
         nbctl_ok: 0,
         nbctl_failed: 0,
     };
-    // Drain the initial Connected event.
-    next_event(&mut ctx.events, "Connected", |e| {
-        matches!(e, Event::Connected { .. })
-    })
-    .await;
-
     for (i, (step, via_conn)) in steps.iter().enumerate() {
         let what = format!(
             "step {i} {step:?} (via {})",
