@@ -231,6 +231,7 @@ async fn main() -> Result<()> {
     let mut kept = None;
     let mut first_hwm = None;
     for round in 1..=a.rounds.max(1) {
+        drop(kept.take());
         let raw = if a.rounds > 0 {
             let (t, bytes) = raw_read(&remotes[0], &a.database, &cfg.tables).await?;
             println!(
@@ -242,7 +243,6 @@ async fn main() -> Result<()> {
         } else {
             None
         };
-        drop(kept.take());
         let t0 = Instant::now();
         let session = Session::start(cfg.clone());
         let events = session.subscribe();
