@@ -395,7 +395,24 @@ impl Lab {
 
     /// Adds switch port `lsp` of type `router` on `switch`, linked to router port `lrp`.
     pub fn lsp_add_router_port(&self, switch: &str, lsp: &str, lrp: &str) -> Result<()> {
-        let opt = format!("router-port={lrp}");
+        self.lsp_add_typed(
+            switch,
+            lsp,
+            "router",
+            "router",
+            &format!("router-port={lrp}"),
+        )
+    }
+
+    /// Adds switch port `lsp` on `switch` with a type, addresses and one option.
+    fn lsp_add_typed(
+        &self,
+        switch: &str,
+        lsp: &str,
+        ty: &str,
+        addresses: &str,
+        option: &str,
+    ) -> Result<()> {
         self.nbctl(&[
             "lsp-add",
             switch,
@@ -403,15 +420,15 @@ impl Lab {
             "--",
             "lsp-set-type",
             lsp,
-            "router",
+            ty,
             "--",
             "lsp-set-addresses",
             lsp,
-            "router",
+            addresses,
             "--",
             "lsp-set-options",
             lsp,
-            &opt,
+            option,
         ])
         .map(drop)
     }
@@ -449,25 +466,13 @@ impl Lab {
 
     /// Adds a localnet port `lsp` on `switch` for physical network `network_name`.
     pub fn lsp_add_localnet(&self, switch: &str, lsp: &str, network_name: &str) -> Result<()> {
-        let opt = format!("network_name={network_name}");
-        self.nbctl(&[
-            "lsp-add",
+        self.lsp_add_typed(
             switch,
             lsp,
-            "--",
-            "lsp-set-type",
-            lsp,
             "localnet",
-            "--",
-            "lsp-set-addresses",
-            lsp,
             "unknown",
-            "--",
-            "lsp-set-options",
-            lsp,
-            &opt,
-        ])
-        .map(drop)
+            &format!("network_name={network_name}"),
+        )
     }
 
     /// `ovn-nbctl lr-nat-add` for `nat` on `router`.

@@ -10,6 +10,17 @@ use serde_json::{json, Value as Json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ovn-route");
 
+/// Runs `cmd`, which must succeed, and parses its standard output as JSON.
+fn json_output(cmd: &mut Command) -> Json {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn nbctl(server: &OvsdbServer, args: &[&str]) {
     let out = Command::new("ovn-nbctl")
         .arg(format!("--db={}", server.unix_remote()))
@@ -28,23 +39,14 @@ fn client_dump(server: &OvsdbServer, tables: &[&str]) -> Json {
     let remote = server.unix_remote();
     let mut result = serde_json::Map::new();
     for table in tables {
-        let out = Command::new("ovsdb-client")
-            .args([
-                "-f",
-                "json",
-                "dump",
-                remote.as_str(),
-                "OVN_Northbound",
-                table,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dumped: Json = serde_json::from_slice(&out.stdout).unwrap();
+        let dumped = json_output(Command::new("ovsdb-client").args([
+            "-f",
+            "json",
+            "dump",
+            remote.as_str(),
+            "OVN_Northbound",
+            table,
+        ]));
         // One table comes as an object, several as an array.
         let t = if dumped.is_array() {
             &dumped[0]
@@ -129,17 +131,11 @@ fn dump_equals_ovsdb_client_and_follow_prints_changes() {
         "Logical_Router",
         "Logical_Router_Port",
     ];
-    let out = Command::new(BIN)
-        .args(["db", "dump", &server.unix_remote(), "OVN_Northbound"])
-        .args(tables)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let ours = json_output(
+        Command::new(BIN)
+            .args(["db", "dump", &server.unix_remote(), "OVN_Northbound"])
+            .args(tables),
     );
-    let ours: Json = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ours, client_dump(&server, &tables));
 
     // --columns selects columns; --follow prints one line per change.

@@ -39,14 +39,6 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
-    /// A message exceeded the configured size limit.
-    #[error("{remote}: message larger than the {limit}-byte limit")]
-    MessageTooLarge {
-        /// The remote.
-        remote: String,
-        /// The configured limit.
-        limit: usize,
-    },
     /// The server answered a request with an error.
     #[error("{remote}: {method} failed: {error}{}", details.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Rpc {
