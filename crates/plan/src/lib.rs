@@ -4,7 +4,10 @@
 //! return values, so every rule is tested with fixtures, fast and without daemons. Reconcilers in other
 //! crates compare the desired state with what they observe and apply only the difference.
 //!
-//! This issue provides the first input every plan needs: who this chassis is.
+//! * [`ChassisIdentity`]: who this chassis is (from the local Open_vSwitch database);
+//! * [`exposure`]: what it exposes through BGP, where the traffic enters OVN, and why.
+
+pub mod exposure;
 
 use ovn_model::vswitch::OpenVSwitch;
 use ovsdb::Replica;
