@@ -254,7 +254,10 @@ fn path(v: &str) -> Result<PathBuf, String> {
 }
 
 fn remotes(v: &str) -> Result<Vec<Remote>, String> {
-    list(v).into_iter().map(str::parse).collect()
+    list(v)
+        .into_iter()
+        .map(|r| Remote::parse(r).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Numbers of rtnetlink protocols that others own (kernel headers, iproute2, FRR, OVN).
@@ -403,7 +406,7 @@ const DEFAULT_OPTIONS: &[Opt] = &[
     Opt {
         name: "ovsdb_connection",
         set: |c, v| {
-            let r: Remote = v.parse()?;
+            let r = Remote::parse(v).map_err(|e| e.to_string())?;
             if r.is_ssl() {
                 return Err(
                     "the local Open_vSwitch database takes unix: or tcp: (there are no \

@@ -292,7 +292,7 @@ fn invalid_values_name_file_line_option_value() {
             "DEFAULT",
             "ovsdb_connection",
             "/var/run/openvswitch/db.sock",
-            "not tcp:IP:PORT",
+            "expected tcp:IP:PORT",
         ),
         (
             "DEFAULT",
@@ -322,7 +322,7 @@ fn invalid_values_name_file_line_option_value() {
             "65536",
             "not a UDP port (1..65535)",
         ),
-        ("ovn", "ovn_nb_connection", "tcp:10.0.0.1", "lacks :PORT"),
+        ("ovn", "ovn_nb_connection", "tcp:10.0.0.1", "missing :PORT"),
         (
             "ovn",
             "ovn_nb_connection",

@@ -68,86 +68,9 @@ pub enum VrfMode {
     None,
 }
 
-/// One OVSDB remote, as the Python agent's options write them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Remote {
-    /// `tcp:HOST:PORT`; IPv6 hosts in brackets, stored as `HOST:PORT` (`[::1]:6641`).
-    Tcp(String),
-    /// `ssl:HOST:PORT`; needs the private key, certificate and CA certificate options.
-    Ssl(String),
-    /// `unix:PATH`.
-    Unix(PathBuf),
-}
-
-impl Remote {
-    /// True for `ssl:` remotes.
-    pub fn is_ssl(&self) -> bool {
-        matches!(self, Remote::Ssl(_))
-    }
-}
-
-impl fmt::Display for Remote {
-    /// The remote in the same syntax it is parsed from (`tcp:10.0.0.1:6641`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Remote::Tcp(a) => write!(f, "tcp:{a}"),
-            Remote::Ssl(a) => write!(f, "ssl:{a}"),
-            Remote::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-impl FromStr for Remote {
-    type Err = String;
-
-    /// Parses `tcp:HOST:PORT`, `ssl:HOST:PORT` or `unix:PATH`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let (scheme, rest) = s
-            .split_once(':')
-            .ok_or_else(|| format!("{s:?} is not tcp:IP:PORT, ssl:IP:PORT or unix:PATH"))?;
-        match scheme {
-            "unix" if rest.is_empty() => Err("unix: needs a socket path".into()),
-            "unix" => Ok(Remote::Unix(PathBuf::from(rest))),
-            "tcp" | "ssl" => {
-                let (host, port) = rest
-                    .rsplit_once(':')
-                    .ok_or_else(|| format!("{s:?} lacks :PORT"))?;
-                let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
-                let bare = host.trim_start_matches('[').trim_end_matches(']');
-                if bare.is_empty() || bare.contains(char::is_whitespace) {
-                    return Err(format!("{s:?} lacks a host"));
-                }
-                if bare.contains(':') && !bracketed {
-                    return Err(format!(
-                        "{s:?}: write an IPv6 host in brackets, {scheme}:[{bare}]:PORT"
-                    ));
-                }
-                if bracketed && bare.parse::<Ipv6Addr>().is_err() {
-                    return Err(format!(
-                        "{s:?}: {bare:?} in brackets is not an IPv6 address"
-                    ));
-                }
-                match port.parse::<u16>() {
-                    Ok(p) if p != 0 => {}
-                    _ => return Err(format!("{s:?}: port {port:?} is not 1..65535")),
-                }
-                let addr = format!("{host}:{port}");
-                Ok(if scheme == "tcp" {
-                    Remote::Tcp(addr)
-                } else {
-                    Remote::Ssl(addr)
-                })
-            }
-            "ptcp" | "pssl" | "punix" => Err(format!(
-                "{s:?} is a listening (server) remote; the agent connects: use tcp:, ssl: or unix:"
-            )),
-            _ => Err(format!(
-                "{s:?}: unknown scheme {scheme:?}; use tcp:, ssl: or unix:"
-            )),
-        }
-    }
-}
+/// One OVSDB remote (`tcp:HOST:PORT`, `ssl:HOST:PORT`, `unix:PATH`): the OVSDB client's own type, so
+/// that a remote the configuration accepts is exactly one the client can connect to.
+pub use ovsdb::Remote;
 
 /// An IP prefix (`10.0.0.0/8`, `2001:db8::/32`) with no host bits set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -333,47 +256,6 @@ pub(crate) fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn remotes() {
-        assert_eq!(
-            "tcp:10.0.0.1:6641".parse(),
-            Ok(Remote::Tcp("10.0.0.1:6641".into()))
-        );
-        assert_eq!(
-            "ssl:[::1]:6642".parse(),
-            Ok(Remote::Ssl("[::1]:6642".into()))
-        );
-        assert_eq!(
-            "tcp:ovn-nb.example:6641".parse(),
-            Ok(Remote::Tcp("ovn-nb.example:6641".into()))
-        );
-        assert_eq!(
-            "unix:/run/ovn/ovnnb_db.sock".parse(),
-            Ok(Remote::Unix("/run/ovn/ovnnb_db.sock".into()))
-        );
-        for s in ["tcp:10.0.0.1:6641", "ssl:[fd00::1]:6642", "unix:/x.sock"] {
-            assert_eq!(s.parse::<Remote>().unwrap().to_string(), s);
-        }
-        for bad in [
-            "10.0.0.1:6641",
-            "tcp:10.0.0.1",
-            "tcp::6641",
-            "tcp:1.2.3.4:0",
-            "tcp:1.2.3.4:70000",
-            "tcp:::1:6641",
-            "tcp:[zz]:1",
-            "unix:",
-            "ptcp:6641",
-            "http:x:1",
-        ] {
-            assert!(bad.parse::<Remote>().is_err(), "{bad}");
-        }
-        assert!("ptcp:6641"
-            .parse::<Remote>()
-            .unwrap_err()
-            .contains("listening"));
-    }
 
     #[test]
     fn prefixes() {

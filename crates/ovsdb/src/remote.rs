@@ -37,9 +37,16 @@ impl Remote {
             }
             "tcp" | "ssl" => {
                 let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing :PORT"))?;
+                let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
                 let host = host.trim_start_matches('[').trim_end_matches(']');
-                if host.is_empty() {
+                if host.is_empty() || host.contains(char::is_whitespace) {
                     return Err(bad("missing host"));
+                }
+                if host.contains(':') && !bracketed {
+                    return Err(bad("write an IPv6 host in brackets: tcp:[ADDR]:PORT"));
+                }
+                if bracketed && host.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(bad("the host in brackets is not an IPv6 address"));
                 }
                 let port: u16 = port
                     .parse()
@@ -59,7 +66,7 @@ impl Remote {
                 })
             }
             "ptcp" | "pssl" | "punix" => Err(bad(
-                "passive remotes are for servers; use tcp:, ssl: or unix:",
+                "a listening (server) remote; a client connects: use tcp:, ssl: or unix:",
             )),
             _ => Err(bad("unknown scheme; expected tcp:, ssl: or unix:")),
         }
@@ -84,6 +91,14 @@ impl Remote {
     /// True for `ssl:` remotes.
     pub fn is_ssl(&self) -> bool {
         matches!(self, Remote::Ssl(_))
+    }
+}
+
+impl std::str::FromStr for Remote {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Remote::parse(s)
     }
 }
 
@@ -133,5 +148,7 @@ mod tests {
             let e = Remote::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }
+        let e = Remote::parse("ptcp:6641").unwrap_err().to_string();
+        assert!(e.contains("listening"), "{e}");
     }
 }
