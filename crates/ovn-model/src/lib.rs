@@ -6,7 +6,7 @@
 //! set or an empty map — never as an error. Each module also says which columns ovn-route monitors
 //! ([`nb::tables`], [`sb::tables`], [`vswitch::tables`]), so the server sends nothing else.
 
-use ovsdb::{Datum, Replica, RowRef, TableSelect, Uuid};
+use ovsdb::{Datum, RowRef, TableSelect};
 
 /// Declares a view type over one table, its monitored columns and its typed accessors.
 macro_rules! view {
@@ -152,19 +152,4 @@ pub fn tables_for(database: &str) -> Option<Vec<TableSelect>> {
         "Open_vSwitch" => Some(vswitch::tables()),
         _ => None,
     }
-}
-
-/// True when the replica has a table (the server's schema has it and it is monitored).
-pub fn has_table(replica: &Replica, table: &str) -> bool {
-    replica.table(table).is_some()
-}
-
-/// Looks up a row of `table` by UUID and reads it through a view constructor.
-pub fn lookup<'a, T>(
-    replica: &'a Replica,
-    table: &str,
-    uuid: &Uuid,
-    view: fn(RowRef<'a>) -> T,
-) -> Option<T> {
-    replica.table(table).and_then(|t| t.get(uuid)).map(view)
 }
