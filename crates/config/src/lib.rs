@@ -193,6 +193,9 @@ pub struct OvnRouteSection {
     pub metrics_listen: Option<SocketAddr>,
     /// `status_socket` (default `/run/ovn-route/status.sock`; empty = off).
     pub status_socket: Option<PathBuf>,
+    /// `iproute2_dir` (default `/etc/iproute2`): where provider bridges' routing tables are named
+    /// (`rt_tables.d/ovn-route.conf`).
+    pub iproute2_dir: PathBuf,
 }
 
 impl Default for OvnRouteSection {
@@ -208,6 +211,7 @@ impl Default for OvnRouteSection {
             frr_vty_socket: PathBuf::from("/var/run/frr"),
             metrics_listen: None,
             status_socket: Some(PathBuf::from("/run/ovn-route/status.sock")),
+            iproute2_dir: PathBuf::from("/etc/iproute2"),
         }
     }
 }
@@ -709,6 +713,13 @@ const OVN_ROUTE_OPTIONS: &[Opt] = &[
             Ok(None)
         },
     },
+    Opt {
+        name: "iproute2_dir",
+        set: |c, v| {
+            c.ovn_route.iproute2_dir = abs_path(v)?;
+            Ok(None)
+        },
+    },
 ];
 
 const SECTIONS: &[Section] = &[
@@ -817,7 +828,60 @@ impl Config {
             check_section(name, *line, origin)?;
         }
         config.check_tls(&seen, origin)?;
+        config.check_modes(&seen, origin)?;
         Ok(config)
+    }
+
+    /// Combinations of options that cannot work together.
+    fn check_modes(
+        &self,
+        seen: &HashMap<(&'static str, &'static str), (usize, String)>,
+        origin: &str,
+    ) -> Result<(), ConfigError> {
+        let r = &self.ovn_route;
+        let d = &self.default;
+        let refuse = |section: &'static str, option: &'static str, reason: String| {
+            let (line, value) = seen.get(&(section, option)).cloned().unwrap_or_default();
+            Err(ConfigError::InvalidValue {
+                origin: origin.to_string(),
+                line,
+                section,
+                option,
+                value,
+                reason,
+            })
+        };
+        if r.advertise_method == AdvertiseMethod::Addresses && r.vrf_mode == VrfMode::None {
+            return refuse(
+                "ovn_route",
+                "advertise_method",
+                "addresses on bgp_nic need a VRF (vrf_mode = create or existing); \
+                 with vrf_mode = none use advertise_method = routes"
+                    .into(),
+            );
+        }
+        if r.advertise_method == AdvertiseMethod::Addresses
+            && d.expose_tenant_networks
+            && d.advertisement_method_tenant_networks == TenantAdvertisement::Subnet
+        {
+            return refuse(
+                "ovn_route",
+                "advertise_method",
+                "advertisement_method_tenant_networks = subnet needs advertise_method = routes \
+                 (a subnet is not an address on bgp_nic)"
+                    .into(),
+            );
+        }
+        if r.vrf_mode == VrfMode::None && !(1..=252).contains(&d.bgp_vrf_table_id) {
+            return refuse(
+                "DEFAULT",
+                "bgp_vrf_table_id",
+                "with vrf_mode = none FRR imports the table with `ip import-table`, \
+                 which takes 1..252"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// An `ssl:` remote needs its database's private key, certificate and CA certificate.

@@ -49,6 +49,8 @@ view! {
         options: "options" => map,
         /// `external_ids` (`iface-id`, `ovn-installed`).
         external_ids: "external_ids" => map,
+        /// The MAC the interface uses (for a bridge's internal interface: the bridge MAC).
+        mac_in_use: "mac_in_use" => opt_str,
     }
 }
 

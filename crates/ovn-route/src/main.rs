@@ -1,7 +1,10 @@
 //! `ovn-route`: dynamic routing for OVN virtual networks.
 
+mod agent;
 mod db;
 mod lab;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -23,6 +26,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the exposure agent on this chassis (see `ovn-route agent --help`).
+    Agent(agent::AgentArgs),
+    /// Show what the running agent exposes, where and why, its database connections and its last
+    /// reconcile.
+    Status(agent::StatusArgs),
     /// Inspect OVSDB databases exactly as the agent sees them.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -47,21 +55,36 @@ fn init_logging(filter: Option<&str>, json: bool, default: &str) {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    let default_level = match cli.command {
-        Command::Db(_) => "warn",
-        Command::Lab(_) => "info",
+    let mut default_level = match cli.command {
+        Command::Db(_) | Command::Status(_) => "warn",
+        Command::Lab(_) | Command::Agent(_) => "info",
+    };
+    // The agent's configuration decides its log level (`debug`), so read it first.
+    let agent_cfg = match &cli.command {
+        Command::Agent(a) => match agent::load(&a.config) {
+            Ok(c) => {
+                if c.default.debug {
+                    default_level = "debug";
+                }
+                Some(c)
+            }
+            Err(code) => return Ok(code),
+        },
+        _ => None,
     };
     init_logging(cli.log.as_deref(), cli.log_json, default_level);
     match cli.command {
+        Command::Agent(a) => agent::agent(a, agent_cfg.expect("loaded above")),
+        Command::Status(a) => agent::status(a),
         Command::Db(cmd) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            rt.block_on(db::run(cmd))
+            rt.block_on(db::run(cmd)).map(|_| ExitCode::SUCCESS)
         }
-        Command::Lab(cmd) => lab::run(cmd),
+        Command::Lab(cmd) => lab::run(cmd).map(|_| ExitCode::SUCCESS),
     }
 }

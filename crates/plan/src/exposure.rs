@@ -97,6 +97,8 @@ pub struct Gateway {
     pub ipv4: Option<IpAddr>,
     /// Its IPv6 address on the provider network, if any.
     pub ipv6: Option<IpAddr>,
+    /// The IPv6 provider network of `ipv6` (for the NDP proxy of that network's first address).
+    pub ipv6_network: Option<IpNet>,
 }
 
 impl Gateway {
@@ -468,13 +470,15 @@ fn gateway_of(lrp: &LogicalRouterPort<'_>) -> Gateway {
         mac: lrp.mac().to_string(),
         ipv4: None,
         ipv6: None,
+        ipv6_network: None,
     };
     for net in lrp.networks() {
         if let Ok(n) = net.parse::<IpNet>() {
             match n.addr() {
                 IpAddr::V4(_) if g.ipv4.is_none() => g.ipv4 = Some(n.addr()),
                 IpAddr::V6(v6) if g.ipv6.is_none() && (v6.segments()[0] & 0xffc0) != 0xfe80 => {
-                    g.ipv6 = Some(n.addr())
+                    g.ipv6 = Some(n.addr());
+                    g.ipv6_network = Some(n.trunc());
                 }
                 _ => {}
             }

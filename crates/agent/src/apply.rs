@@ -1,0 +1,318 @@
+//! The reconcilers' side of the agent: apply a [`HostPlan`] to the kernel, OVS and FRR.
+//!
+//! Two ways, both level-triggered and touching only what carries our marks:
+//! * full: observe each object set (routes and rules of our tables, neighbours, addresses,
+//!   flows), diff against the plan and apply the difference; used at start (adopting what a
+//!   previous run left: nothing is withdrawn and re-added), periodically, and after someone else
+//!   changed our objects;
+//! * incremental: apply the difference between the previous plan and the new one, without
+//!   observing (the fast path for an OVN change; a failure falls back to a full pass).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use ovn_route_config::VrfMode;
+use ovn_route_kernel::{
+    diff, diff_rules, DesiredRoutes, DesiredRules, ReconcileStats, Reconciler, Route,
+};
+
+use crate::host::{BridgePlan, HostPlan};
+
+/// What a pass did.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    /// Changes made (or, in dry-run, that would be made), one line each.
+    pub changes: Vec<String>,
+    /// Errors, each naming the object.
+    pub errors: Vec<String>,
+    /// Counts for metrics: (object, op) -> n.
+    pub counts: BTreeMap<(&'static str, &'static str), usize>,
+}
+
+impl ApplyReport {
+    fn stats(&mut self, object: &'static str, what: &str, s: &ReconcileStats) {
+        for (op, n) in [
+            ("add", s.added),
+            ("replace", s.replaced),
+            ("delete", s.deleted),
+        ] {
+            if n > 0 {
+                *self.counts.entry((object, op)).or_default() += n;
+                self.changes.push(format!("{what}: {op} {n} {object}(s)"));
+            }
+        }
+    }
+
+    /// Number of changes.
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
+    }
+}
+
+/// Kernel-side settings.
+#[derive(Debug, Clone)]
+pub struct KernelSettings {
+    /// `vrf_mode`.
+    pub vrf_mode: VrfMode,
+    /// `bgp_vrf`.
+    pub vrf: String,
+    /// `bgp_nic`.
+    pub nic: String,
+    /// `bgp_vrf_table_id`.
+    pub vrf_table: u32,
+    /// `route_protocol` (routes and neighbours).
+    pub protocol: u8,
+    /// Do nothing, describe.
+    pub dry_run: bool,
+}
+
+/// Applies host plans to the kernel.
+pub struct KernelApplier {
+    rec: Reconciler,
+    s: KernelSettings,
+}
+
+fn describe_route_diff(table: u32, d: &ovn_route_kernel::RouteDiff, out: &mut Vec<String>) {
+    for r in &d.to_delete {
+        out.push(format!("table {table}: delete route {r}"));
+    }
+    for r in &d.to_replace {
+        out.push(format!("table {table}: replace route {r}"));
+    }
+    for r in &d.to_add {
+        out.push(format!("table {table}: add route {r}"));
+    }
+}
+
+impl KernelApplier {
+    /// A new applier (opens a netlink socket: call inside a tokio runtime).
+    pub fn new(s: KernelSettings) -> Result<Self, ovn_route_kernel::Error> {
+        Ok(KernelApplier {
+            rec: Reconciler::new()?,
+            s,
+        })
+    }
+
+    /// The underlying reconciler.
+    pub fn reconciler(&self) -> &Reconciler {
+        &self.rec
+    }
+
+    /// Makes sure the VRF and `bgp_nic` exist (`vrf_mode = create`), or are there (`existing`).
+    pub async fn ensure_devices(&self, report: &mut ApplyReport) -> Result<(), String> {
+        match self.s.vrf_mode {
+            VrfMode::None => Ok(()),
+            VrfMode::Existing => {
+                for (name, what) in [(&self.s.vrf, "bgp_vrf"), (&self.s.nic, "bgp_nic")] {
+                    match self.rec.link(name).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            return Err(format!(
+                            "vrf_mode = existing but {what} {name:?} does not exist: create it \
+                             (systemd-networkd, ifupdown) or set vrf_mode = create"
+                        ))
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                Ok(())
+            }
+            VrfMode::Create => {
+                if self.s.dry_run {
+                    for name in [&self.s.vrf, &self.s.nic] {
+                        if matches!(self.rec.link(name).await, Ok(None)) {
+                            report.changes.push(format!("create device {name}"));
+                        }
+                    }
+                    return Ok(());
+                }
+                if self
+                    .rec
+                    .ensure_vrf(&self.s.vrf, self.s.vrf_table)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    report.changes.push(format!(
+                        "VRF {} (table {}) created or set up",
+                        self.s.vrf, self.s.vrf_table
+                    ));
+                }
+                if self
+                    .rec
+                    .ensure_dummy(&self.s.nic, Some(&self.s.vrf))
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    report.changes.push(format!(
+                        "{} created or set up in {}",
+                        self.s.nic, self.s.vrf
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn routes(
+        &self,
+        what: &str,
+        prev: Option<&DesiredRoutes>,
+        next: &DesiredRoutes,
+        report: &mut ApplyReport,
+    ) {
+        let result = match prev {
+            Some(prev) if !self.s.dry_run => {
+                if prev == next {
+                    return;
+                }
+                let old: Vec<Route> = prev.routes().cloned().collect();
+                let d = diff(next, &old);
+                self.rec
+                    .apply(next.table, next.protocol, &d, &BTreeSet::new())
+                    .await
+            }
+            _ if self.s.dry_run => {
+                match self.rec.observe(next.table, next.protocol).await {
+                    Ok(obs) => {
+                        describe_route_diff(next.table, &diff(next, &obs), &mut report.changes)
+                    }
+                    Err(e) => report.errors.push(format!("{what}: {e}")),
+                }
+                return;
+            }
+            _ => self.rec.reconcile(next).await,
+        };
+        match result {
+            Ok(s) => report.stats("route", what, &s),
+            Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
+                report.stats("route", what, &stats);
+                report
+                    .errors
+                    .extend(errors.iter().map(|e| format!("{what}: {e}")));
+            }
+            Err(e) => report.errors.push(format!("{what}: {e}")),
+        }
+    }
+
+    async fn rules(
+        &self,
+        what: &str,
+        prev: Option<&DesiredRules>,
+        next: &DesiredRules,
+        report: &mut ApplyReport,
+    ) {
+        let result = match prev {
+            Some(prev) if !self.s.dry_run => {
+                if prev == next {
+                    return;
+                }
+                let old: Vec<_> = prev.rules().collect();
+                let d = diff_rules(next, &old);
+                self.rec.apply_rules(&d).await
+            }
+            _ if self.s.dry_run => {
+                match self.rec.observe_rules(next.table, next.priority).await {
+                    Ok(obs) => {
+                        let d = diff_rules(next, &obs);
+                        for r in &d.to_delete {
+                            report.changes.push(format!("delete rule {r}"));
+                        }
+                        for r in &d.to_add {
+                            report.changes.push(format!("add rule {r}"));
+                        }
+                    }
+                    Err(e) => report.errors.push(format!("{what}: {e}")),
+                }
+                return;
+            }
+            _ => self.rec.reconcile_rules(next).await,
+        };
+        match result {
+            Ok(s) => report.stats("rule", what, &s),
+            Err(e) => report.errors.push(format!("{what}: {e}")),
+        }
+    }
+
+    /// Applies `next`: incrementally against `prev` when given, else fully (observe and diff).
+    pub async fn apply(&self, prev: Option<&HostPlan>, next: &HostPlan) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        if prev.is_none() {
+            if let Err(e) = self.ensure_devices(&mut report).await {
+                report.errors.push(e);
+            }
+        }
+        // Bridges first: the wiring is in place before FRR advertises.
+        for (name, bp) in &next.bridges {
+            let pb = prev.and_then(|p| p.bridges.get(name));
+            self.bridge(name, pb, bp, &mut report).await;
+        }
+        let what = format!("exposure table {}", next.advertised.routes.table);
+        self.routes(
+            &what,
+            prev.map(|p| &p.advertised.routes),
+            &next.advertised.routes,
+            &mut report,
+        )
+        .await;
+        self.addresses(prev, next, &mut report).await;
+        report
+    }
+
+    async fn bridge(
+        &self,
+        name: &str,
+        prev: Option<&BridgePlan>,
+        next: &BridgePlan,
+        report: &mut ApplyReport,
+    ) {
+        let what = format!("{name} table {}", next.routes.table);
+        if next.in_use && prev.is_none_or(|p| !p.in_use) {
+            self.sysctls(name, report);
+        }
+        // Neighbours before routes through them.
+        self.neighbours(name, prev, next, report).await;
+        self.routes(&what, prev.map(|p| &p.routes), &next.routes, report)
+            .await;
+        self.rules(&what, prev.map(|p| &p.rules), &next.rules, report)
+            .await;
+    }
+
+    fn sysctls(&self, dev: &str, report: &mut ApplyReport) {
+        let _ = (dev, report);
+    }
+
+    async fn neighbours(
+        &self,
+        dev: &str,
+        prev: Option<&BridgePlan>,
+        next: &BridgePlan,
+        report: &mut ApplyReport,
+    ) {
+        let _ = (dev, prev, next, report);
+    }
+
+    async fn addresses(&self, prev: Option<&HostPlan>, next: &HostPlan, report: &mut ApplyReport) {
+        let _ = (prev, next, report);
+    }
+}
+
+/// A short description of how a prefix is wired on its bridge, for status.
+pub fn wired_text(plan: &HostPlan, bridge: &str, prefix: &ovn_route_kernel::IpNet) -> String {
+    let Some(bp) = plan.bridges.get(bridge) else {
+        return "bridge not mapped".into();
+    };
+    let mut s = String::new();
+    if let Some(r) = bp.routes.routes().find(|r| &r.prefix == prefix) {
+        let _ = write!(s, "table {}: {r}", bp.routes.table);
+    }
+    if bp.flows.is_empty() {
+        s.push_str(" (no flows yet: patch port or bridge MAC unknown)");
+    }
+    s
+}
+
+/// The gateway IPs with a neighbour entry on a bridge.
+pub fn neighbour_ips(bp: &BridgePlan) -> impl Iterator<Item = &IpAddr> {
+    bp.neighbours.keys()
+}

@@ -1,0 +1,865 @@
+//! The agent's event loop: database sessions, plan, apply; level-triggered.
+//!
+//! Every NB, SB and Open_vSwitch change, every change of our kernel tables and every FRR restart
+//! wakes the loop; queued wake-ups are coalesced, then the plan is recomputed from the replicas and
+//! the difference applied. A full pass (observe and diff everything) runs at start, every
+//! `reconcile_interval`, after an apply error and when someone else touched our objects. While a
+//! database is unreachable the plan is frozen: nothing is withdrawn until it is back and says so.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ovn_route_config::Config;
+use ovn_route_frr::{AddressFamilies, ExposeMode, FrrIntent, Vtysh};
+use ovn_route_kernel::RouteWatch;
+use ovn_route_plan::exposure::{plan_exposure, ExposureConfig, ExposurePlan, TenantMethod};
+use ovn_route_plan::ChassisIdentity;
+use ovsdb::{Event, Remote, Session, SessionConfig, SslConfig};
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+
+use crate::apply::{wired_text, ApplyReport, KernelApplier, KernelSettings};
+use crate::facts::{bridge_facts, ovs_remotes};
+use crate::host::{knet, plan_host, HostPlan, HostSettings};
+use crate::metrics::{DbLabel, KindLabel, Metrics, ReconcileLabel};
+use crate::status::{
+    DbStatus, ExposedEntry, FrrStatus, ReconcileInfo, RejectedEntry, StatusReport,
+};
+use crate::tables::TableRegistry;
+
+/// How the agent runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Reconcile once and exit.
+    pub once: bool,
+    /// Print the changes, make none.
+    pub dry_run: bool,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The local Open_vSwitch database did not answer in time.
+    #[error("the local Open_vSwitch database ({remote}) did not answer within {secs} s (ovsdb_connection, ovsdb_connection_timeout)")]
+    OvsTimeout {
+        /// The remote.
+        remote: String,
+        /// The timeout.
+        secs: u64,
+    },
+    /// An OVN database did not answer in time (`--once`).
+    #[error("the {db} database ({remotes}) did not answer within {secs} s")]
+    DbTimeout {
+        /// `NB` or `SB`.
+        db: &'static str,
+        /// Remotes.
+        remotes: String,
+        /// Timeout.
+        secs: u64,
+    },
+    /// The chassis identity could not be read.
+    #[error("chassis identity: {0}")]
+    Identity(#[from] ovn_route_plan::IdentityError),
+    /// No NB remote anywhere.
+    #[error("no Northbound database: set [ovn] ovn_nb_connection, or external_ids:ovn-nb-remote in the local Open_vSwitch database")]
+    NoNb,
+    /// A remote in Open_vSwitch external_ids does not parse.
+    #[error("Open_vSwitch external_ids:{key} = {value:?}: {reason}")]
+    BadRemote {
+        /// The key.
+        key: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// Netlink.
+    #[error("kernel: {0}")]
+    Kernel(#[from] ovn_route_kernel::Error),
+    /// The devices the configuration asks for cannot exist here.
+    #[error("{0}")]
+    Devices(String),
+    /// A routing table could not be named.
+    #[error("{0}")]
+    Table(#[from] crate::tables::TableError),
+    /// FRR settings.
+    #[error("FRR: {0}")]
+    Frr(#[from] ovn_route_frr::FrrError),
+}
+
+/// What woke the loop.
+#[derive(Debug)]
+enum Wake {
+    Db(&'static str, Event),
+    Kernel(u32, ovn_route_kernel::RouteEvent),
+    FrrRestart,
+    FrrCheck,
+    Full,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn ssl(
+    key: &Option<std::path::PathBuf>,
+    cert: &Option<std::path::PathBuf>,
+    ca: &Option<std::path::PathBuf>,
+) -> Option<SslConfig> {
+    match (key, cert, ca) {
+        (Some(k), Some(c), Some(a)) => Some(SslConfig {
+            private_key: k.clone(),
+            certificate: c.clone(),
+            ca_cert: a.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn start_session(remotes: Vec<Remote>, db: &str, ssl: Option<SslConfig>) -> Session {
+    let mut cfg = SessionConfig::new(remotes, db);
+    cfg.tables = ovn_model::tables_for(db).unwrap_or_default();
+    cfg.connect.ssl = ssl;
+    Session::start(cfg)
+}
+
+fn forward(name: &'static str, s: &Session, tx: &mpsc::UnboundedSender<Wake>) {
+    let mut rx = s.subscribe();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            if tx.send(Wake::Db(name, ev)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+fn remotes_from(key: &'static str, value: &str) -> Result<Vec<Remote>, AgentError> {
+    Remote::parse_list(value).map_err(|e| AgentError::BadRemote {
+        key,
+        value: value.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The exposure options of the configuration.
+pub fn exposure_config(cfg: &Config) -> ExposureConfig {
+    let d = &cfg.default;
+    ExposureConfig {
+        expose_tenant_networks: d.expose_tenant_networks,
+        tenant_method: match d.advertisement_method_tenant_networks {
+            ovn_route_config::TenantAdvertisement::Host => TenantMethod::Host,
+            ovn_route_config::TenantAdvertisement::Subnet => TenantMethod::Subnet,
+        },
+        require_snat_disabled_for_tenant_networks: d.require_snat_disabled_for_tenant_networks,
+        expose_ipv6_gua_tenant_networks: d.expose_ipv6_gua_tenant_networks,
+        address_scopes: d.address_scopes.clone(),
+        allowed_prefixes: cfg
+            .ovn_route
+            .allowed_prefixes
+            .iter()
+            .filter_map(|p| ipnet::IpNet::new(p.addr(), p.prefix_len()).ok())
+            .collect(),
+    }
+}
+
+/// The host-plan settings of the configuration.
+pub fn host_settings(cfg: &Config) -> HostSettings {
+    HostSettings {
+        advertise: cfg.ovn_route.advertise_method,
+        vrf_mode: cfg.ovn_route.vrf_mode,
+        bgp_nic: cfg.default.bgp_nic.clone(),
+        vrf_table: cfg.default.bgp_vrf_table_id,
+        protocol: cfg.ovn_route.route_protocol,
+        rule_method: cfg.ovn_route.rule_method,
+        rule_priority: cfg.ovn_route.rule_priority,
+    }
+}
+
+/// The FRR block for the configuration.
+pub fn frr_intent(cfg: &Config) -> FrrIntent {
+    let vrf = match cfg.ovn_route.vrf_mode {
+        ovn_route_config::VrfMode::None => None,
+        _ => Some(cfg.default.bgp_vrf.clone()),
+    };
+    FrrIntent {
+        asn: cfg.default.bgp_as,
+        router_id: cfg.default.bgp_router_id,
+        families: if vrf.is_some() {
+            AddressFamilies::BOTH
+        } else {
+            AddressFamilies {
+                ipv4: true,
+                ipv6: false,
+            }
+        },
+        vrf,
+        table_id: cfg.default.bgp_vrf_table_id,
+        mode: match cfg.ovn_route.advertise_method {
+            ovn_route_config::AdvertiseMethod::Routes => ExposeMode::RoutesKernel,
+            ovn_route_config::AdvertiseMethod::Addresses => ExposeMode::AddressesConnected,
+        },
+    }
+}
+
+/// The agent's state between passes.
+struct State {
+    cfg: Config,
+    opts: RunOptions,
+    identity: ChassisIdentity,
+    ovs: Session,
+    nb: Session,
+    sb: Option<Session>,
+    nb_remotes: Vec<String>,
+    sb_remotes: Vec<String>,
+    tables: TableRegistry,
+    table_ids: BTreeMap<String, u32>,
+    kernel: KernelApplier,
+    vtysh: Vtysh,
+    intent: FrrIntent,
+    metrics: Arc<Metrics>,
+    /// The plan last applied (the frozen plan while a database is away).
+    applied: Option<(ExposurePlan, HostPlan)>,
+    frr_configured: bool,
+    frr_error: Option<String>,
+    frr_peers: Vec<(String, String, u64)>,
+    last: Option<ReconcileInfo>,
+    started_at: u64,
+    status_tx: watch::Sender<Arc<StatusReport>>,
+}
+
+impl State {
+    fn dbs_ready(&self) -> bool {
+        let ok = |s: &Session| {
+            let st = s.status();
+            st.connected && st.synced
+        };
+        ok(&self.ovs) && ok(&self.nb) && self.sb.as_ref().is_none_or(ok)
+    }
+
+    /// Computes the plans from the replicas.
+    fn compute(&mut self) -> Result<(ExposurePlan, HostPlan), AgentError> {
+        let t0 = Instant::now();
+        let identity = self.ovs.read(ChassisIdentity::from_ovs)?;
+        if identity != self.identity {
+            tracing::info!(?identity, "chassis identity changed");
+            self.identity = identity;
+        }
+        let names: Vec<String> = self
+            .identity
+            .bridge_mappings
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect();
+        let mut facts = self.ovs.read(|o| bridge_facts(o, &names));
+        // Bridges no longer mapped keep their (empty) plan so our state on them is removed.
+        for (name, _) in self.tables.ours() {
+            facts.entry(name).or_default();
+        }
+        for (name, f) in facts.iter_mut() {
+            let id = match self.table_ids.get(name) {
+                Some(id) => *id,
+                None => {
+                    let id = self.tables.table_for(name)?;
+                    self.table_ids.insert(name.clone(), id);
+                    id
+                }
+            };
+            f.table = id;
+        }
+        let ecfg = exposure_config(&self.cfg);
+        let exposure = match &self.sb {
+            Some(sb) => sb.read(|s| {
+                self.nb
+                    .read(|n| plan_exposure(n, Some(s), &self.identity, &ecfg))
+            }),
+            None => self
+                .nb
+                .read(|n| plan_exposure(n, None, &self.identity, &ecfg)),
+        };
+        let host = plan_host(&exposure, &facts, &host_settings(&self.cfg));
+        self.metrics
+            .plan_seconds
+            .observe(t0.elapsed().as_secs_f64());
+        Ok((exposure, host))
+    }
+
+    /// Whether a kernel route event contradicts the applied plan.
+    fn diverges(&self, table: u32, ev: &ovn_route_kernel::RouteEvent) -> bool {
+        use ovn_route_kernel::RouteChange;
+        if ev.protocol != self.cfg.ovn_route.route_protocol {
+            return false;
+        }
+        let Some((_, h)) = &self.applied else {
+            return false;
+        };
+        let desired = std::iter::once(&h.advertised.routes)
+            .chain(h.bridges.values().map(|b| &b.routes))
+            .find(|d| d.table == table);
+        let Some(d) = desired else {
+            return false;
+        };
+        let wanted = d.routes().any(|r| r.key() == ev.key);
+        match ev.change {
+            RouteChange::Deleted => wanted,
+            RouteChange::Added | RouteChange::Replaced => !wanted,
+        }
+    }
+
+    fn log_new_rejections(&self, old: Option<&ExposurePlan>, new: &ExposurePlan) {
+        for r in &new.rejected {
+            if old.is_none_or(|o| o.rejected.binary_search(r).is_err()) {
+                tracing::warn!(value = %r.value, source = %r.source, reason = %r.reason, "not exposed");
+            }
+        }
+    }
+
+    async fn frr_apply(&mut self) {
+        if self.opts.dry_run {
+            return;
+        }
+        let vtysh = self.vtysh.clone();
+        let intent = self.intent.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            vtysh.apply_when_ready(&intent, Duration::from_secs(10))
+        })
+        .await;
+        match r {
+            Ok(Ok(outcome)) => {
+                if !matches!(outcome, ovn_route_frr::ApplyOutcome::Unchanged) {
+                    tracing::info!(?outcome, "FRR block applied");
+                    self.metrics.frr_applied.inc();
+                }
+                self.frr_configured = true;
+                self.frr_error = None;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "FRR block not applied");
+                self.frr_configured = false;
+                self.frr_error = Some(e.to_string());
+            }
+            Err(e) => self.frr_error = Some(e.to_string()),
+        }
+    }
+
+    /// One pass. `full`: observe everything; else apply the difference from the last plan.
+    async fn pass(&mut self, full: bool) -> ApplyReport {
+        let t0 = Instant::now();
+        let ready = self.dbs_ready();
+        self.metrics
+            .frozen
+            .set(i64::from(!ready && self.applied.is_some()));
+        let next = if ready {
+            match self.compute() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot plan; keeping the last plan");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut report = ApplyReport::default();
+        let (exposure, host, prev_host) = match (next, self.applied.take()) {
+            (Some((e, h)), prev) => {
+                self.log_new_rejections(prev.as_ref().map(|p| &p.0), &e);
+                (e, h, prev.map(|p| p.1))
+            }
+            (None, Some((e, h))) => {
+                // Frozen: re-assert the last plan (a full pass) but withdraw nothing new.
+                let prev = if full { None } else { Some(h.clone()) };
+                (e, h, prev)
+            }
+            (None, None) => {
+                // Never planned and a database is not there: adopt what exists, touch nothing.
+                return report;
+            }
+        };
+        for p in &host.problems {
+            tracing::warn!(value = %p.value, source = %p.source, reason = %p.reason, "not wired");
+        }
+        let prev = if full { None } else { prev_host.as_ref() };
+        report = self.kernel.apply(prev, &host).await;
+        let mode = if prev.is_none() {
+            "full"
+        } else {
+            "incremental"
+        };
+        let dur = t0.elapsed();
+        for ((obj, op), n) in &report.counts {
+            self.metrics.count(obj, op, *n);
+        }
+        self.metrics
+            .reconciles
+            .get_or_create(&ReconcileLabel {
+                mode: mode.into(),
+                result: if report.errors.is_empty() {
+                    "ok"
+                } else {
+                    "error"
+                }
+                .into(),
+            })
+            .inc();
+        self.metrics.reconcile_seconds.observe(dur.as_secs_f64());
+        self.metrics.exposed.clear();
+        for e in exposure.exposed.values() {
+            self.metrics
+                .exposed
+                .get_or_create(&KindLabel {
+                    kind: e.kind.to_string(),
+                })
+                .inc();
+        }
+        self.metrics.rejected.set(exposure.rejected.len() as i64);
+        if !report.changes.is_empty() {
+            tracing::info!(
+                mode,
+                changes = report.total(),
+                ms = dur.as_secs_f64() * 1e3,
+                "reconciled"
+            );
+            for c in &report.changes {
+                tracing::debug!("{c}");
+            }
+        }
+        for e in &report.errors {
+            tracing::error!("{e}");
+        }
+        self.last = Some(ReconcileInfo {
+            at: now_secs(),
+            mode: mode.into(),
+            duration_ms: dur.as_secs_f64() * 1e3,
+            changes: report.total(),
+            errors: report.errors.clone(),
+        });
+        self.applied = Some((exposure, host));
+        self.publish();
+        report
+    }
+
+    fn db_status(name: &str, s: &Session, remotes: &[String]) -> DbStatus {
+        let st = s.status();
+        DbStatus {
+            db: name.into(),
+            remotes: remotes.to_vec(),
+            remote: st.remote,
+            connected: st.connected,
+            synced: st.synced,
+            connects: st.connects,
+            last_error: st.last_error,
+        }
+    }
+
+    fn publish(&self) {
+        let mut dbs = vec![
+            Self::db_status(
+                "ovs",
+                &self.ovs,
+                &[self.cfg.default.ovsdb_connection.to_string()],
+            ),
+            Self::db_status("nb", &self.nb, &self.nb_remotes),
+        ];
+        if let Some(sb) = &self.sb {
+            dbs.push(Self::db_status("sb", sb, &self.sb_remotes));
+        }
+        for d in &dbs {
+            self.metrics
+                .db_connected
+                .get_or_create(&DbLabel { db: d.db.clone() })
+                .set(i64::from(d.connected && d.synced));
+        }
+        let mut exposed = vec![];
+        let mut rejected = vec![];
+        if let Some((e, h)) = &self.applied {
+            let addresses =
+                self.cfg.ovn_route.advertise_method == ovn_route_config::AdvertiseMethod::Addresses;
+            for x in e.exposed.values() {
+                let k = knet(&x.prefix);
+                let advertised = if addresses && h.advertised.addresses.contains(&k) {
+                    format!("address on {}", self.cfg.default.bgp_nic)
+                } else {
+                    match h.advertised.routes.routes().find(|r| r.prefix == k) {
+                        Some(r) => format!("table {}: {r}", h.advertised.routes.table),
+                        None => "not advertised".into(),
+                    }
+                };
+                exposed.push(ExposedEntry {
+                    prefix: x.prefix.to_string(),
+                    kind: x.kind.to_string(),
+                    bridge: x.bridge.clone(),
+                    gateway: x.gateway.as_ref().map(|g| g.port.clone()),
+                    sources: x.sources.clone(),
+                    advertised,
+                    wired: wired_text(h, &x.bridge, &k),
+                });
+            }
+            rejected = e
+                .rejected
+                .iter()
+                .map(|r| RejectedEntry {
+                    value: r.value.clone(),
+                    source: r.source.clone(),
+                    reason: r.reason.clone(),
+                })
+                .collect();
+        }
+        let report = StatusReport {
+            chassis: self.identity.system_id.clone(),
+            hostname: self.identity.hostname.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: self.started_at,
+            frozen: !self.dbs_ready() && self.applied.is_some(),
+            databases: dbs,
+            last_reconcile: self.last.clone(),
+            exposed,
+            rejected,
+            frr: FrrStatus {
+                vty_socket: self.vtysh.socket_dir().display().to_string(),
+                configured: self.frr_configured,
+                last_error: self.frr_error.clone(),
+                peers: self.frr_peers.clone(),
+            },
+        };
+        let _ = self.status_tx.send(Arc::new(report));
+    }
+}
+
+/// The peers of `show bgp summary json` (all address families): (peer, state, prefixes sent).
+pub fn summary_peers(v: &serde_json::Value) -> Vec<(String, String, u64)> {
+    let mut out: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    if let Some(afs) = v.as_object() {
+        for af in afs.values() {
+            if let Some(peers) = af.get("peers").and_then(|p| p.as_object()) {
+                for (name, p) in peers {
+                    let state = p
+                        .get("state")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or("?")
+                        .to_string();
+                    let sent = p.get("pfxSnt").and_then(|n| n.as_u64()).unwrap_or(0);
+                    let e = out.entry(name.clone()).or_insert((state, 0));
+                    e.1 += sent;
+                }
+            }
+        }
+    }
+    out.into_iter().map(|(k, (s, n))| (k, s, n)).collect()
+}
+
+/// Waits for a session to be connected and synced, at most `limit`.
+async fn wait(s: &Session, limit: Duration) -> bool {
+    tokio::time::timeout(limit, s.wait_connected())
+        .await
+        .is_ok()
+}
+
+/// Runs the agent until SIGTERM/SIGINT (or one pass with `--once`). Returns whether the host
+/// state matched the plan at the end (for `--once`: 0 exit code).
+pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let started_at = now_secs();
+    let ovs_timeout = cfg.default.ovsdb_connection_timeout;
+    let ovs = start_session(
+        vec![cfg.default.ovsdb_connection.clone()],
+        "Open_vSwitch",
+        None,
+    );
+    if !wait(&ovs, ovs_timeout).await {
+        return Err(AgentError::OvsTimeout {
+            remote: cfg.default.ovsdb_connection.to_string(),
+            secs: ovs_timeout.as_secs(),
+        });
+    }
+    let identity = ovs.read(ChassisIdentity::from_ovs)?;
+    let from_ovs = ovs.read(ovs_remotes);
+    tracing::info!(chassis = %identity.system_id, mappings = ?identity.bridge_mappings, "chassis identity");
+
+    let o = &cfg.ovn;
+    let nb_remotes = if !o.ovn_nb_connection.is_empty() {
+        o.ovn_nb_connection.clone()
+    } else if let Some(v) = &from_ovs.nb {
+        remotes_from("ovn-nb-remote", v)?
+    } else {
+        return Err(AgentError::NoNb);
+    };
+    let sb_remotes = if !o.ovn_sb_connection.is_empty() {
+        o.ovn_sb_connection.clone()
+    } else if let Some(v) = &from_ovs.sb {
+        remotes_from("ovn-remote", v)?
+    } else {
+        vec![]
+    };
+    let nb = start_session(
+        nb_remotes.clone(),
+        "OVN_Northbound",
+        ssl(
+            &o.ovn_nb_private_key,
+            &o.ovn_nb_certificate,
+            &o.ovn_nb_ca_cert,
+        ),
+    );
+    let sb = (!sb_remotes.is_empty()).then(|| {
+        start_session(
+            sb_remotes.clone(),
+            "OVN_Southbound",
+            ssl(
+                &o.ovn_sb_private_key,
+                &o.ovn_sb_certificate,
+                &o.ovn_sb_ca_cert,
+            ),
+        )
+    });
+    if sb.is_none() {
+        tracing::info!("no Southbound database: port locations from NB requested-chassis and hosting-chassis (OVN 23.09+)");
+    }
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let registry = Arc::new(registry);
+    if let (Some(addr), false) = (cfg.ovn_route.metrics_listen, opts.once) {
+        let r = registry.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, r).await {
+                tracing::error!(%addr, error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+    let (status_tx, status_rx) = watch::channel(Arc::new(StatusReport::default()));
+    if let (Some(path), false) = (cfg.ovn_route.status_socket.clone(), opts.once) {
+        tokio::spawn(async move {
+            if let Err(e) = crate::status::serve(path.clone(), status_rx).await {
+                tracing::error!(path = %path.display(), error = %e, "status socket failed");
+            }
+        });
+    }
+
+    let kernel = KernelApplier::new(KernelSettings {
+        vrf_mode: cfg.ovn_route.vrf_mode,
+        vrf: cfg.default.bgp_vrf.clone(),
+        nic: cfg.default.bgp_nic.clone(),
+        vrf_table: cfg.default.bgp_vrf_table_id,
+        protocol: cfg.ovn_route.route_protocol,
+        dry_run: opts.dry_run,
+    })?;
+    // Devices first: a kernel without VRF support is a start-up error naming the setting.
+    if !opts.dry_run {
+        let mut r = ApplyReport::default();
+        kernel
+            .ensure_devices(&mut r)
+            .await
+            .map_err(AgentError::Devices)?;
+    }
+    let intent = frr_intent(&cfg);
+    intent.validate()?;
+    let vtysh = Vtysh::new(&cfg.ovn_route.frr_vty_socket);
+    let tables = TableRegistry::new(&cfg.ovn_route.iproute2_dir, &[cfg.default.bgp_vrf_table_id]);
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    forward("ovs", &ovs, &tx);
+    forward("nb", &nb, &tx);
+    if let Some(sb) = &sb {
+        forward("sb", sb, &tx);
+    }
+
+    let mut st = State {
+        cfg,
+        opts,
+        identity,
+        ovs,
+        nb,
+        sb,
+        nb_remotes: nb_remotes.iter().map(|r| r.to_string()).collect(),
+        sb_remotes: sb_remotes.iter().map(|r| r.to_string()).collect(),
+        tables,
+        table_ids: BTreeMap::new(),
+        kernel,
+        vtysh,
+        intent,
+        metrics,
+        applied: None,
+        frr_configured: false,
+        frr_error: None,
+        frr_peers: vec![],
+        last: None,
+        started_at,
+        status_tx,
+    };
+
+    let db_timeout = st.cfg.default.ovsdb_connection_timeout;
+    if opts.once {
+        for (db, s, remotes) in [
+            ("NB", Some(&st.nb), &st.nb_remotes),
+            ("SB", st.sb.as_ref(), &st.sb_remotes),
+        ] {
+            if let Some(s) = s {
+                if !wait(s, db_timeout).await {
+                    return Err(AgentError::DbTimeout {
+                        db,
+                        remotes: remotes.join(","),
+                        secs: db_timeout.as_secs(),
+                    });
+                }
+            }
+        }
+        let r = st.pass(true).await;
+        if opts.dry_run {
+            for c in &r.changes {
+                println!("{c}");
+            }
+            return Ok(r.changes.is_empty() && r.errors.is_empty());
+        }
+        st.frr_apply().await;
+        // Converged when a second full pass finds nothing to do.
+        let again = st.pass(true).await;
+        return Ok(r.errors.is_empty()
+            && again.total() == 0
+            && again.errors.is_empty()
+            && st.frr_error.is_none());
+    }
+
+    // Kernel watches on our tables (the exposure table and every bridge table).
+    let watch_tx = tx.clone();
+    let mut watched: Vec<u32> = vec![];
+    let spawn_watch = |table: u32, watched: &mut Vec<u32>| {
+        if watched.contains(&table) {
+            return;
+        }
+        watched.push(table);
+        match RouteWatch::new(table) {
+            Ok(mut w) => {
+                let tx = watch_tx.clone();
+                tokio::spawn(async move {
+                    while let Some(ev) = w.next().await {
+                        if tx.send(Wake::Kernel(table, ev)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(table, error = %e, "cannot watch the table"),
+        }
+    };
+    spawn_watch(st.cfg.default.bgp_vrf_table_id, &mut watched);
+
+    // FRR restarts (inotify on the vty sockets), on a thread of its own.
+    match ovn_route_frr::FrrWatcher::new(st.vtysh.socket_dir()) {
+        Ok(w) => {
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name("frr-watch".into())
+                .spawn(move || loop {
+                    if let Some(ev) = w.recv_timeout(Duration::from_secs(3600)) {
+                        tracing::info!(?ev, "FRR event");
+                        if tx.send(Wake::FrrRestart).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .ok();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch FRR restarts; relying on the periodic check")
+        }
+    }
+    {
+        let tx = tx.clone();
+        let full = st.cfg.default.reconcile_interval;
+        let frr = st.cfg.default.frr_reconcile_interval;
+        tokio::spawn(async move {
+            let mut a = tokio::time::interval(full);
+            let mut b = tokio::time::interval(frr);
+            a.tick().await;
+            loop {
+                let w = tokio::select! {
+                    _ = a.tick() => Wake::Full,
+                    _ = b.tick() => Wake::FrrCheck,
+                };
+                if tx.send(w).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    let mut full = true;
+    let mut frr_due = true;
+    st.publish();
+    loop {
+        // Apply what the wake-ups asked for.
+        if st.dbs_ready() || st.applied.is_some() {
+            let r = st.pass(full).await;
+            full = !r.errors.is_empty();
+            if let Some((_, h)) = &st.applied {
+                let tables: Vec<u32> = h.bridges.values().map(|b| b.routes.table).collect();
+                for t in tables {
+                    spawn_watch(t, &mut watched);
+                }
+            }
+        }
+        if frr_due {
+            st.frr_apply().await;
+            frr_due = false;
+            st.publish();
+        }
+        let first = tokio::select! {
+            w = rx.recv() => w,
+            _ = tokio::signal::ctrl_c() => None,
+            _ = term.recv() => None,
+        };
+        let Some(first) = first else {
+            tracing::info!("stopping; everything exposed stays in place");
+            return Ok(true);
+        };
+        // Coalesce what is queued.
+        let mut wakes = vec![first];
+        while let Ok(w) = rx.try_recv() {
+            wakes.push(w);
+        }
+        for w in wakes {
+            match w {
+                Wake::Db(db, Event::Connected { remote, resumed }) => {
+                    tracing::info!(db, %remote, resumed, "database connected");
+                    st.metrics
+                        .db_connects
+                        .get_or_create(&DbLabel { db: db.into() })
+                        .inc();
+                }
+                Wake::Db(db, Event::Disconnected { remote, reason }) => {
+                    tracing::warn!(db, %remote, %reason, "database connection lost; plan frozen until it is back");
+                }
+                Wake::Db(..) => {}
+                Wake::Kernel(table, ev) => {
+                    // A change of one of our tables that does not match the plan (one of our
+                    // routes deleted by someone else, or a route with our mark we do not want):
+                    // a full pass repairs it. Our own changes match the plan and cost nothing.
+                    if st.diverges(table, &ev) {
+                        tracing::info!(table, route = %ev.key.prefix, change = ?ev.change, "our table changed under us; repairing");
+                        full = true;
+                    }
+                }
+                Wake::FrrRestart => frr_due = true,
+                Wake::FrrCheck => {
+                    frr_due = true;
+                    let vtysh = st.vtysh.clone();
+                    if let Ok(Ok(v)) =
+                        tokio::task::spawn_blocking(move || vtysh.bgp_summary()).await
+                    {
+                        st.frr_peers = summary_peers(&v);
+                    }
+                }
+                Wake::Full => full = true,
+            }
+        }
+    }
+}
