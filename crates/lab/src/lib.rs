@@ -67,6 +67,7 @@
 mod chassis;
 mod cleanup;
 mod error;
+mod exposure;
 mod frr;
 mod lab;
 mod netns;
@@ -79,6 +80,7 @@ mod wire;
 pub use chassis::{Chassis, ChassisSpec};
 pub use cleanup::{cleanup_stale, CleanupReport};
 pub use error::{LabError, Result};
+pub use exposure::{demo_topology, AgentProcess, ChassisBgp, ExposureLab};
 pub use frr::{BgpConfig, FrrRouter, FRR_LIBEXEC};
 pub use lab::{Database, Lab, LabBuilder, Nat, NatKind, DEFAULT_TIMEOUT};
 pub use netns::{connect, Netns, Veth, VethEnd, IFNAMSIZ_MAX};

@@ -15,6 +15,7 @@ pub const IFNAMSIZ_MAX: usize = 15;
 #[derive(Debug)]
 pub struct Netns {
     name: String,
+    owned: bool,
 }
 
 impl Netns {
@@ -31,9 +32,17 @@ impl Netns {
             next_seq()
         );
         run(Command::new("ip").args(["netns", "add", &name]))?;
-        let ns = Netns { name };
+        let ns = Netns { name, owned: true };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// A handle on a namespace someone else owns (e.g. a chassis'): never deleted by this handle.
+    pub fn shared(other: &Netns) -> Netns {
+        Netns {
+            name: other.name.clone(),
+            owned: false,
+        }
     }
 
     /// The namespace's name (as listed by `ip netns`).
@@ -88,6 +97,9 @@ impl fmt::Display for Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         if let Err(e) = run(Command::new("ip").args(["netns", "del", &self.name])) {
             tracing::warn!("could not delete network namespace {}: {e}", self.name);
         }

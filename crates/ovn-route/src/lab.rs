@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use ovn_model::nb::{LoadBalancer, LogicalRouterPort, LogicalSwitchPort, Nat};
 use ovn_model::sb::{Chassis, PortBinding};
-use ovn_route_lab::{ChassisSpec, Lab, Nat as LabNat};
+use ovn_route_lab::{ChassisSpec, Lab};
 use ovsdb::{Event, Remote, Replica, Session, SessionConfig};
 
 /// `ovn-route lab` subcommands.
@@ -41,51 +41,7 @@ pub fn demo_lab(clustered: bool) -> Result<Lab> {
         b = b.clustered(3);
     }
     let lab = b.start().context("starting the lab")?;
-    lab.ls_add("public")?;
-    lab.lsp_add_localnet("public", "ln-public", "physnet1")?;
-    lab.add_vif_port("public", "vm-prov", "00:00:00:00:01:10 172.16.0.10", "hv1")?;
-    lab.ls_add("private")?;
-    lab.lr_add("lr0")?;
-    lab.connect_router(
-        "lr0",
-        "lrp-priv",
-        "00:00:00:00:ff:01",
-        &["10.0.0.1/24", "fd00::1/64"],
-        "private",
-    )?;
-    lab.connect_router(
-        "lr0",
-        "lrp-pub",
-        "00:00:00:00:ff:02",
-        &["172.16.0.1/24"],
-        "public",
-    )?;
-    lab.lrp_set_gateway_chassis("lrp-pub", "hv1", 20)?;
-    lab.lrp_set_gateway_chassis("lrp-pub", "hv2", 10)?;
-    lab.add_vif_port(
-        "private",
-        "vm1",
-        "00:00:00:00:00:01 10.0.0.11 fd00::11",
-        "hv1",
-    )?;
-    lab.add_vif_port("private", "vm2", "00:00:00:00:00:02 10.0.0.12", "hv2")?;
-    lab.lr_nat_add("lr0", &LabNat::snat("172.16.0.1", "10.0.0.0/24"))?;
-    lab.lr_nat_add(
-        "lr0",
-        &LabNat::dnat_and_snat("172.16.0.101", "10.0.0.11").distributed("vm1", "00:00:00:00:0f:01"),
-    )?;
-    lab.lr_nat_add("lr0", &LabNat::dnat_and_snat("172.16.0.102", "10.0.0.12"))?;
-    lab.lb_add(
-        "lb0",
-        "172.16.0.200:80",
-        &["10.0.0.11:8080", "10.0.0.12:8080"],
-        Some("tcp"),
-    )?;
-    lab.lr_lb_add("lr0", "lb0")?;
-    lab.wait_port_bound("cr-lrp-pub", "hv1", WAIT)?;
-    for p in ["vm-prov", "vm1", "vm2"] {
-        lab.wait_lsp_up(p, WAIT)?;
-    }
+    ovn_route_lab::demo_topology(&lab).context("building the demo topology")?;
     Ok(lab)
 }
 
