@@ -64,7 +64,7 @@ pub struct Reconciler {
     concurrency: usize,
 }
 
-type Msg = NetlinkMessage<RouteNetlinkMessage>;
+pub(crate) type Msg = NetlinkMessage<RouteNetlinkMessage>;
 
 impl Reconciler {
     /// Opens a NETLINK_ROUTE socket in the current network namespace and spawns its task.
@@ -88,7 +88,12 @@ impl Reconciler {
         &self.handle
     }
 
-    async fn dump(&self, what: &'static str, msg: RouteNetlinkMessage) -> Result<Vec<Msg>, Error> {
+    /// Sends a dump request and collects the answers (an error answer fails the dump).
+    pub(crate) async fn dump(
+        &self,
+        what: &'static str,
+        msg: RouteNetlinkMessage,
+    ) -> Result<Vec<Msg>, Error> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         let mut handle = self.handle.clone();
@@ -111,7 +116,12 @@ impl Reconciler {
         Ok(out)
     }
 
-    async fn ack(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), rtnetlink::Error> {
+    /// Sends one request with `NLM_F_ACK` (and `flags`) and waits for its acknowledgement.
+    pub(crate) async fn ack(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<(), rtnetlink::Error> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
         let mut handle = self.handle.clone();
