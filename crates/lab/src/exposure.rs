@@ -227,7 +227,8 @@ impl ExposureLab {
     pub fn around(lab: Lab) -> Result<ExposureLab> {
         let tmp = lab_tempdir("exposure")?;
         let n = lab.chassis_list().len();
-        let mut up = BgpConfig::new(UPSTREAM_AS, "192.0.2.254");
+        // Graceful restart on both sides: an FRR restart on a chassis keeps its routes upstream.
+        let mut up = BgpConfig::new(UPSTREAM_AS, "192.0.2.254").line("bgp graceful-restart");
         for i in 0..n {
             up = up.neighbor(&format!("192.0.2.{}", 4 * i + 1), CHASSIS_AS);
         }
@@ -247,8 +248,9 @@ impl ExposureLab {
                 &format!("to-{}", c.name()),
                 &format!("{upstream_address}/30"),
             )?;
-            let conf =
-                BgpConfig::new(CHASSIS_AS, &address).neighbor(&upstream_address, UPSTREAM_AS);
+            let conf = BgpConfig::new(CHASSIS_AS, &address)
+                .neighbor(&upstream_address, UPSTREAM_AS)
+                .line("bgp graceful-restart");
             let frr = FrrRouter::start_in(Netns::shared(ns), c.name(), &conf.render())?;
             bgp.push(ChassisBgp {
                 frr,
@@ -398,6 +400,15 @@ impl ExposureLab {
             }
         }
         Ok(res)
+    }
+
+    /// The upstream BGP table's version (`show ip bgp json` `tableVersion`): it changes with
+    /// every route added, changed or withdrawn.
+    pub fn upstream_table_version(&self) -> Result<u64> {
+        let out = self.upstream.vtysh(&["show ip bgp json"])?;
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| LabError::Invalid(format!("bad JSON from vtysh ({e}): {out}")))?;
+        Ok(v["tableVersion"].as_u64().unwrap_or(0))
     }
 
     /// The scratch directory of chassis `i`'s agent.
