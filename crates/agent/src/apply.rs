@@ -14,8 +14,10 @@ use std::net::IpAddr;
 
 use ovn_route_config::VrfMode;
 use ovn_route_kernel::{
-    diff, diff_rules, DesiredRoutes, DesiredRules, ReconcileStats, Reconciler, Route,
+    diff, diff_rules, DesiredAddresses, DesiredNeighbours, DesiredRoutes, DesiredRules, Neighbour,
+    ReconcileStats, Reconciler, Route,
 };
+use ovn_route_ovs::{DesiredFlows, Ofctl};
 
 use crate::host::{BridgePlan, HostPlan};
 
@@ -279,7 +281,29 @@ impl KernelApplier {
     }
 
     fn sysctls(&self, dev: &str, report: &mut ApplyReport) {
-        let _ = (dev, report);
+        // Traffic from OVN to the host's gateway: answer ARP/NDP on the bridge for it.
+        if self.s.dry_run {
+            return;
+        }
+        let results = [
+            ("proxy_arp", ovn_route_kernel::set_proxy_arp(dev, true)),
+            ("proxy_ndp", ovn_route_kernel::set_proxy_ndp(dev, true)),
+            (
+                "ipv4 forwarding",
+                ovn_route_kernel::set_ipv4_forwarding(None, true),
+            ),
+            (
+                "ipv6 forwarding",
+                ovn_route_kernel::set_ipv6_forwarding(true),
+            ),
+        ];
+        for (what, r) in results {
+            match r {
+                Ok(false) => report.changes.push(format!("{dev}: {what} enabled")),
+                Ok(true) => {}
+                Err(e) => report.errors.push(format!("{dev}: {what}: {e}")),
+            }
+        }
     }
 
     async fn neighbours(
@@ -289,11 +313,152 @@ impl KernelApplier {
         next: &BridgePlan,
         report: &mut ApplyReport,
     ) {
-        let _ = (dev, prev, next, report);
+        if prev.is_some_and(|p| p.neighbours == next.neighbours && p.proxy_ndp == next.proxy_ndp) {
+            return;
+        }
+        if !next.in_use && prev.is_some_and(|p| !p.in_use) {
+            return;
+        }
+        let mut d = DesiredNeighbours::new(dev, self.s.protocol);
+        for (ip, mac) in &next.neighbours {
+            d.entries
+                .insert(Neighbour::Permanent { ip: *ip, mac: *mac });
+        }
+        for ip in &next.proxy_ndp {
+            d.entries.insert(Neighbour::Proxy { ip: *ip });
+        }
+        let what = format!("{dev} neighbours");
+        if self.s.dry_run {
+            match self.rec.observe_neighbours(dev, self.s.protocol).await {
+                Ok(obs) => {
+                    let diff = ovn_route_kernel::diff_neighbours(&d, &obs);
+                    for n in &diff.to_delete {
+                        report.changes.push(format!("{what}: delete {n:?}"));
+                    }
+                    for n in diff.to_add.iter().chain(&diff.to_replace) {
+                        report.changes.push(format!("{what}: set {n:?}"));
+                    }
+                }
+                Err(ovn_route_kernel::Error::NoSuchLink { .. }) => {}
+                Err(e) => report.errors.push(format!("{what}: {e}")),
+            }
+            return;
+        }
+        match self.rec.reconcile_neighbours(&d).await {
+            Ok(s) => report.stats("neighbour", &what, &s),
+            Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
+                report.stats("neighbour", &what, &stats);
+                report
+                    .errors
+                    .extend(errors.iter().map(|e| format!("{what}: {e}")));
+            }
+            Err(e) => report.errors.push(format!("{what}: {e}")),
+        }
     }
 
     async fn addresses(&self, prev: Option<&HostPlan>, next: &HostPlan, report: &mut ApplyReport) {
-        let _ = (prev, next, report);
+        if self.s.vrf_mode == VrfMode::None {
+            return;
+        }
+        let d = DesiredAddresses {
+            dev: self.s.nic.clone(),
+            addrs: next.advertised.addresses.clone(),
+        };
+        let what = format!("addresses on {}", self.s.nic);
+        let result = match prev {
+            Some(p) if !self.s.dry_run => {
+                if p.advertised.addresses == next.advertised.addresses {
+                    return;
+                }
+                let old: Vec<_> = p.advertised.addresses.iter().copied().collect();
+                let diff = ovn_route_kernel::diff_addresses(&d, &old);
+                self.rec.apply_addresses(&self.s.nic, &diff).await
+            }
+            _ if self.s.dry_run => {
+                match self.rec.observe_addresses(&self.s.nic).await {
+                    Ok(obs) => {
+                        let diff = ovn_route_kernel::diff_addresses(&d, &obs);
+                        for a in &diff.to_delete {
+                            report.changes.push(format!("{what}: delete {a}"));
+                        }
+                        for a in &diff.to_add {
+                            report.changes.push(format!("{what}: add {a}"));
+                        }
+                    }
+                    Err(e) => report.errors.push(format!("{what}: {e}")),
+                }
+                return;
+            }
+            _ => self.rec.reconcile_addresses(&d).await,
+        };
+        match result {
+            Ok(s) => report.stats("address", &what, &s),
+            Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
+                report.stats("address", &what, &stats);
+                report
+                    .errors
+                    .extend(errors.iter().map(|e| format!("{what}: {e}")));
+            }
+            Err(e) => report.errors.push(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Applies the OpenFlow side of host plans with `ovs-ofctl` (blocking: run it off the async
+/// threads).
+#[derive(Debug, Clone)]
+pub struct FlowApplier {
+    /// The runner (bridges by name, in the OVS run directory of this host).
+    pub ofctl: Ofctl,
+    /// Our cookie.
+    pub cookie: u64,
+    /// Describe, change nothing.
+    pub dry_run: bool,
+}
+
+impl FlowApplier {
+    /// Applies the flows of every bridge whose flows changed (or all, without `prev`).
+    pub fn apply(&self, prev: Option<&HostPlan>, next: &HostPlan, report: &mut ApplyReport) {
+        for (name, bp) in &next.bridges {
+            let old = prev.and_then(|p| p.bridges.get(name));
+            if old.is_some_and(|o| o.flows == bp.flows) {
+                continue;
+            }
+            // A bridge we never used and do not use: nothing of ours can be there.
+            if bp.flows.is_empty() && !bp.in_use && old.is_some_and(|o| o.flows.is_empty()) {
+                continue;
+            }
+            let desired = DesiredFlows::new(name, self.cookie).with(bp.flows.iter().cloned());
+            let what = format!("{name} flows");
+            if self.dry_run {
+                match self.ofctl.dump_owned(name, self.cookie) {
+                    Ok(obs) => {
+                        let d = ovn_route_ovs::diff(&desired, obs.iter());
+                        for f in &d.to_delete {
+                            report.changes.push(format!("{what}: delete {f:?}"));
+                        }
+                        for f in d.to_add.iter().chain(&d.to_replace) {
+                            report.changes.push(format!("{what}: set {f:?}"));
+                        }
+                    }
+                    Err(e) => report.errors.push(format!("{what}: {e}")),
+                }
+                continue;
+            }
+            match ovn_route_ovs::reconcile(&self.ofctl, &desired) {
+                Ok(s) => report.stats(
+                    "flow",
+                    &what,
+                    &ReconcileStats {
+                        added: s.added,
+                        replaced: s.replaced,
+                        deleted: s.deleted,
+                        unchanged: s.unchanged,
+                    },
+                ),
+                Err(e) => report.errors.push(format!("{what}: {e}")),
+            }
+        }
     }
 }
 

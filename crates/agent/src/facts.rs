@@ -55,7 +55,12 @@ pub fn bridge_facts(ovs: &Replica, bridges: &[String]) -> BTreeMap<String, Bridg
                         && (iface.external_ids().get("ovn-localnet-port").is_some()
                             || iface.name().starts_with("patch-"))
                     {
-                        patches.insert(iface.name().to_string());
+                        // Flows name ports by number: OpenFlow cuts names to 15 characters.
+                        if let Some(n) = iface.ofport().and_then(|n| u16::try_from(n).ok()) {
+                            if n > 0 && n < 0xff00 {
+                                patches.insert(n);
+                            }
+                        }
                     }
                     if iface.name() == name.as_str() {
                         f.mac = iface.mac_in_use().and_then(parse_mac);

@@ -18,6 +18,7 @@ use std::net::IpAddr;
 
 use ovn_route_config::{AdvertiseMethod, RuleMethod, VrfMode};
 use ovn_route_kernel::{DesiredRoutes, DesiredRules, Family, IpNet, Route, RuleSelector};
+use ovn_route_ovs::{exposure_flows, Flow};
 use ovn_route_plan::exposure::{Exposure, ExposurePlan, Kind};
 use serde::Serialize;
 
@@ -48,19 +49,8 @@ pub struct BridgeFacts {
     pub table: u32,
     /// Its MAC (the kernel device's, else OVS `mac_in_use`), once known.
     pub mac: Option<[u8; 6]>,
-    /// OVN's patch ports on it (created by ovn-controller), by name.
-    pub patch_ports: BTreeSet<String>,
-}
-
-/// One OpenFlow flow ovn-route wants on a bridge (cookie added by the reconciler).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct FlowIntent {
-    /// Priority.
-    pub priority: u16,
-    /// Match, e.g. `ip,in_port=patch-ln-to-br-int`.
-    pub matches: String,
-    /// Actions, e.g. `mod_dl_dst:aa:bb:cc:dd:ee:ff,NORMAL`.
-    pub actions: String,
+    /// OpenFlow port numbers of OVN's patch ports on it (created by ovn-controller).
+    pub patch_ports: BTreeSet<u16>,
 }
 
 /// The state wanted on one provider bridge.
@@ -74,8 +64,8 @@ pub struct BridgePlan {
     pub neighbours: BTreeMap<IpAddr, [u8; 6]>,
     /// NDP proxy entries.
     pub proxy_ndp: BTreeSet<IpAddr>,
-    /// OpenFlow flows.
-    pub flows: BTreeSet<FlowIntent>,
+    /// OpenFlow flows (the reconciler adds our cookie).
+    pub flows: BTreeSet<Flow>,
     /// Whether anything is exposed through this bridge (proxy_arp/proxy_ndp are enabled then).
     pub in_use: bool,
 }
@@ -111,9 +101,6 @@ pub struct HostPlan {
     pub problems: Vec<HostProblem>,
 }
 
-/// The OpenFlow priority of the exposure flows (the Python agent's).
-pub const FLOW_PRIORITY: u16 = 900;
-
 /// Converts a planner prefix to the kernel crate's.
 pub fn knet(p: &ipnet::IpNet) -> IpNet {
     IpNet::new(p.addr(), p.prefix_len()).expect("ipnet prefixes are valid")
@@ -134,32 +121,6 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
         return None;
     }
     Some(out)
-}
-
-/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
-pub fn fmt_mac(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
-
-/// The flows that bring IPv4 and IPv6 packets leaving OVN through `patch_port` to the host's
-/// kernel (the bridge's own MAC), then normal switching.
-pub fn exposure_flows(patch_port: &str, bridge_mac: &[u8; 6]) -> [FlowIntent; 2] {
-    let actions = format!("mod_dl_dst:{},NORMAL", fmt_mac(bridge_mac));
-    [
-        FlowIntent {
-            priority: FLOW_PRIORITY,
-            matches: format!("ip,in_port={patch_port}"),
-            actions: actions.clone(),
-        },
-        FlowIntent {
-            priority: FLOW_PRIORITY,
-            matches: format!("ipv6,in_port={patch_port}"),
-            actions,
-        },
-    ]
 }
 
 /// Whether traffic to this exposure is handed to a router gateway (routed `via` it) rather than
@@ -286,7 +247,8 @@ pub fn plan_host(
         let facts = &bridges[name];
         if let Some(mac) = &facts.mac {
             for port in &facts.patch_ports {
-                bp.flows.extend(exposure_flows(port, mac));
+                bp.flows
+                    .extend(exposure_flows(*port, *mac).map(|f| f.normalized()));
             }
         }
     }

@@ -19,7 +19,7 @@ use ovsdb::{Event, Remote, Session, SessionConfig, SslConfig};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
-use crate::apply::{wired_text, ApplyReport, KernelApplier, KernelSettings};
+use crate::apply::{wired_text, ApplyReport, FlowApplier, KernelApplier, KernelSettings};
 use crate::facts::{bridge_facts, ovs_remotes};
 use crate::host::{knet, plan_host, HostPlan, HostSettings};
 use crate::metrics::{DbLabel, KindLabel, Metrics, ReconcileLabel};
@@ -220,6 +220,9 @@ struct State {
     tables: TableRegistry,
     table_ids: BTreeMap<String, u32>,
     kernel: KernelApplier,
+    flows: FlowApplier,
+    /// Provider bridges' MACs as the kernel has them (preferred over OVS `mac_in_use`).
+    kernel_macs: BTreeMap<String, [u8; 6]>,
     vtysh: Vtysh,
     intent: FrrIntent,
     metrics: Arc<Metrics>,
@@ -262,6 +265,9 @@ impl State {
             facts.entry(name).or_default();
         }
         for (name, f) in facts.iter_mut() {
+            if let Some(mac) = self.kernel_macs.get(name) {
+                f.mac = Some(*mac);
+            }
             let id = match self.table_ids.get(name) {
                 Some(id) => *id,
                 None => {
@@ -348,9 +354,22 @@ impl State {
     }
 
     /// One pass. `full`: observe everything; else apply the difference from the last plan.
+    async fn refresh_macs(&mut self) {
+        for (_, bridge) in &self.identity.bridge_mappings {
+            if let Ok(Some(link)) = self.kernel.reconciler().link(bridge).await {
+                if let Some(mac) = link.mac {
+                    self.kernel_macs.insert(bridge.clone(), mac);
+                }
+            }
+        }
+    }
+
     async fn pass(&mut self, full: bool) -> ApplyReport {
         let t0 = Instant::now();
         let ready = self.dbs_ready();
+        if full || self.kernel_macs.is_empty() {
+            self.refresh_macs().await;
+        }
         self.metrics
             .frozen
             .set(i64::from(!ready && self.applied.is_some()));
@@ -386,6 +405,27 @@ impl State {
         }
         let prev = if full { None } else { prev_host.as_ref() };
         report = self.kernel.apply(prev, &host).await;
+        {
+            let flows = self.flows.clone();
+            let prev = prev.cloned();
+            let next = host.clone();
+            match tokio::task::spawn_blocking(move || {
+                let mut r = ApplyReport::default();
+                flows.apply(prev.as_ref(), &next, &mut r);
+                r
+            })
+            .await
+            {
+                Ok(r) => {
+                    report.changes.extend(r.changes);
+                    report.errors.extend(r.errors);
+                    for (k, v) in r.counts {
+                        *report.counts.entry(k).or_default() += v;
+                    }
+                }
+                Err(e) => report.errors.push(format!("flows: {e}")),
+            }
+        }
         let mode = if prev.is_none() {
             "full"
         } else {
@@ -670,6 +710,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         forward("sb", sb, &tx);
     }
 
+    let st_cookie = cfg.ovn_route.flow_cookie;
     let mut st = State {
         cfg,
         opts,
@@ -682,6 +723,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         tables,
         table_ids: BTreeMap::new(),
         kernel,
+        flows: FlowApplier {
+            ofctl: ovn_route_ovs::Ofctl::new(),
+            cookie: st_cookie,
+            dry_run: opts.dry_run,
+        },
+        kernel_macs: BTreeMap::new(),
         vtysh,
         intent,
         metrics,

@@ -245,20 +245,25 @@ impl Reconciler {
             .await;
         tally(reps, &mut stats.replaced, &mut errors);
 
-        let adds = self
-            .run_ops(
-                table,
-                plan.to_add.iter().map(|r| {
-                    (
-                        "add",
-                        route_message(r, table, protocol, &by_name, false),
-                        NLM_F_CREATE | NLM_F_EXCL,
-                        r,
-                    )
-                }),
-            )
-            .await;
-        tally(adds, &mut stats.added, &mut errors);
+        // Routes through a gateway need the gateway's own (device) route in the table first:
+        // add the others, then those.
+        let via = |r: &&Route| matches!(r.kind, RouteKind::Unicast { via: Some(_), .. });
+        for phase in [false, true] {
+            let adds = self
+                .run_ops(
+                    table,
+                    plan.to_add.iter().filter(|r| via(r) == phase).map(|r| {
+                        (
+                            "add",
+                            route_message(r, table, protocol, &by_name, false),
+                            NLM_F_CREATE | NLM_F_EXCL,
+                            r,
+                        )
+                    }),
+                )
+                .await;
+            tally(adds, &mut stats.added, &mut errors);
+        }
 
         if errors.is_empty() {
             Ok(stats)

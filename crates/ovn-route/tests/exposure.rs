@@ -64,6 +64,35 @@ fn exposure_end_to_end_moves_and_withdrawals() {
     ] {
         check!(x, x.wait_upstream_via(p, 0, WAIT));
     }
+    // The wiring on hv1: the bridge's table, its rule, the gateway's neighbour, the flows.
+    let hv1 = x.lab.chassis(0);
+    let ns = hv1.netns();
+    let t200 = ns.ip(&["route", "show", "table", "200"]).unwrap();
+    assert!(
+        t200.contains("172.16.0.10 dev br-ex proto 201 scope link"),
+        "{t200}"
+    );
+    assert!(
+        t200.contains("10.0.0.0/24 via 172.16.0.1 dev br-ex proto 201"),
+        "{t200}"
+    );
+    let rules = ns.ip(&["rule", "show", "priority", "32000"]).unwrap();
+    assert!(
+        rules.contains("lookup 200 suppress_prefixlength 0"),
+        "{rules}"
+    );
+    let neigh = ns
+        .ip(&["neigh", "show", "dev", "br-ex", "nud", "permanent"])
+        .unwrap();
+    assert!(
+        neigh.contains("172.16.0.1 lladdr 00:00:00:00:ff:02"),
+        "{neigh}"
+    );
+    let flows = hv1
+        .ofctl(&["dump-flows", "br-ex", "cookie=0x3e7/-1"])
+        .unwrap();
+    assert_eq!(flows.matches("priority=900").count(), 2, "{flows}");
+    assert!(flows.contains("mod_dl_dst:"), "{flows}");
     eprintln!("{}", x.upstream_bgp_table().unwrap());
     // Exactly those: nothing else from the chassis.
     let routes = x.upstream_bgp_routes().unwrap();
@@ -120,6 +149,38 @@ fn exposure_end_to_end_moves_and_withdrawals() {
         !t.contains("172.16.0.101") && !t.contains("172.16.0.200"),
         "{t}"
     );
+    // Everything gone: nothing of ours left in the kernel, OVS or upstream.
+    x.lab.nbctl(&["lr-del", "lr0"]).unwrap();
+    x.lab.nbctl(&["lsp-del", "vm-prov"]).unwrap();
+    for p in ["172.16.0.10", "172.16.0.1", "10.0.0.0/24"] {
+        check!(x, x.wait_upstream_gone(p, WAIT));
+    }
+    for i in 0..2 {
+        let c = x.lab.chassis(i);
+        let ns = c.netns();
+        ovn_route_lab::wait_until("our state to be gone", WAIT, |last| {
+            let mut left = String::new();
+            for args in [
+                &["route", "show", "table", "all", "proto", "201"][..],
+                &["rule", "show", "priority", "32000"][..],
+                &["neigh", "show", "proxy"][..],
+            ] {
+                left.push_str(&ns.ip(args)?);
+            }
+            let neigh = ns.ip(&["neigh", "show", "nud", "permanent"])?;
+            left.push_str(&neigh.replace("172.16.0.77", ""));
+            left.push_str(
+                &c.ofctl(&["dump-flows", "br-ex", "cookie=0x3e7/-1"])?
+                    .lines()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            *last = left.clone();
+            Ok(left.trim().is_empty().then_some(()))
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", dump(&mut x)));
+    }
     for i in 0..2 {
         x.agent(i).check_alive().unwrap();
     }
