@@ -4,10 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use ovn_model::nb::{LoadBalancer, LogicalRouterPort, LogicalSwitchPort, Nat};
-use ovn_model::sb::{Chassis, PortBinding};
 use ovn_route_lab::{ChassisSpec, Lab};
-use ovsdb::{Event, Remote, Replica, Session, SessionConfig};
 
 /// `ovn-route lab` subcommands.
 #[derive(Subcommand, Debug)]
@@ -83,131 +80,70 @@ fn up(a: UpArgs) -> Result<()> {
     Ok(())
 }
 
-fn session(remote: &str, db: &str) -> Result<Session> {
-    let mut cfg = SessionConfig::new(Remote::parse_list(remote)?, db);
-    cfg.tables = ovn_model::tables_for(db).unwrap_or_default();
-    Ok(Session::start(cfg))
-}
-
-/// The chassis name each logical port is bound to, from the SB replica.
-fn bound_chassis<'a>(sb: &'a Replica, port: &str) -> Option<&'a str> {
-    let pb = PortBinding::all(sb).find(|pb| pb.logical_port() == port)?;
-    let ch = pb.chassis()?;
-    Chassis::get(sb, &ch).map(|c| c.name())
-}
-
-/// Prints what ovn-route sees: every addressed port and gateway with its location.
-fn show(nb: &Session, sb: &Session) {
-    sb.read(|sbr| {
-        nb.read(|nbr| {
-            println!("  {:<10} {:<34} CHASSIS", "PORT", "ADDRESSES");
-            let mut ports: Vec<_> = LogicalSwitchPort::all(nbr)
-                .filter(|p| p.port_type().is_empty())
-                .collect();
-            ports.sort_by_key(|p| p.name());
-            for p in ports {
-                let addrs: Vec<_> = p.addresses().collect();
-                println!(
-                    "  {:<10} {:<34} {}",
-                    p.name(),
-                    addrs.join(" "),
-                    bound_chassis(sbr, p.name()).unwrap_or("-")
-                );
-            }
-            for lrp in LogicalRouterPort::all(nbr).filter(|l| l.gateway_chassis().next().is_some())
-            {
-                let cr = format!("cr-{}", lrp.name());
-                let nets: Vec<_> = lrp.networks().collect();
-                println!(
-                    "  {:<10} {:<34} {}",
-                    cr,
-                    nets.join(" "),
-                    bound_chassis(sbr, &cr).unwrap_or("-")
-                );
-            }
-            for n in Nat::all(nbr).filter(|n| n.nat_type() == "dnat_and_snat") {
-                let where_ = match n.logical_port() {
-                    Some(p) => format!("distributed, with {p}"),
-                    None => "centralized, on the gateway".into(),
-                };
-                println!(
-                    "  FIP {:<6} {:<34} {}",
-                    "",
-                    format!("{} -> {}", n.external_ip(), n.logical_ip()),
-                    where_
-                );
-            }
-            for lb in LoadBalancer::all(nbr) {
-                for (vip, backends) in lb.vips().iter() {
-                    println!("  LB {:<7} {:<34} {}", lb.name(), vip, backends);
-                }
-            }
-        })
-    });
-}
-
 fn demo() -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    println!("== Starting the lab: NB/SB ovsdb-server, ovn-northd, 2 chassis (ovs-vswitchd + ovn-controller), a wire between them");
+    println!("== Starting the lab: NB/SB ovsdb-server, ovn-northd, 2 chassis (ovs-vswitchd + ovn-controller), a wire between them,");
+    println!("   the demo topology, FRR on each chassis and an upstream FRR router (AS 65000) peering with both");
     let t0 = Instant::now();
-    let lab = demo_lab(false)?;
+    let mut x = ovn_route_lab::ExposureLab::start().context("starting the exposure lab")?;
     println!(
         "   ready in {:.1} s ({})",
         t0.elapsed().as_secs_f64(),
-        lab.dir().display()
+        x.lab.dir().display()
     );
-    rt.block_on(async {
-        let nb = session(&lab.nb_remote(), "OVN_Northbound")?;
-        let sb = session(&lab.sb_remote(), "OVN_Southbound")?;
-        let t = Instant::now();
-        nb.wait_connected().await;
-        sb.wait_connected().await;
-        println!(
-            "== ovn-route's replica: NB {} rows, SB {} rows, loaded in {:.1} ms",
-            nb.read(Replica::row_count),
-            sb.read(Replica::row_count),
-            t.elapsed().as_secs_f64() * 1000.0
-        );
-        show(&nb, &sb);
-        let mut events = sb.subscribe();
+    let bin = std::env::current_exe().context("locating the ovn-route binary")?;
+    println!("== Starting `ovn-route agent` on hv1 and hv2 (vrf_mode = none: routes in table 10, imported by FRR)");
+    for i in 0..2 {
+        let cfg = x.agent_config(i, "", "");
+        x.start_agent(i, &bin, &cfg)?;
+    }
+    let hv1 = [
+        "172.16.0.10",
+        "172.16.0.101",
+        "172.16.0.102",
+        "172.16.0.200",
+        "172.16.0.1",
+        "10.0.0.0/24",
+    ];
+    for p in hv1 {
+        x.wait_upstream_via(p, 0, WAIT)?;
+    }
+    println!("   exposed by hv1: provider VM vm-prov, floating IPs .101 (distributed, vm1) and .102 (centralized), LB VIP .200,");
+    println!("   the gateway IP .1 and the tenant subnet 10.0.0.0/24; next hop 192.0.2.1 = hv1, 192.0.2.5 = hv2");
+    println!("== The upstream router's BGP table");
+    println!("{}", x.upstream_bgp_table()?);
+    println!("== `ovn-route status` on hv1");
+    let out = std::process::Command::new(&bin)
+        .args(["status", "--socket"])
+        .arg(x.agent_dir(0).join("status.sock"))
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
 
-        println!("== Moving vm1 to hv2 and raising hv2's gateway priority");
-        tokio::task::block_in_place(|| -> Result<()> {
-            lab.chassis(0).vsctl(&["del-port", "br-int", "vm1"])?;
-            lab.chassis(1).add_vif("vm1", "vm1")?;
-            lab.lrp_set_gateway_chassis("lrp-pub", "hv2", 30)?;
-            lab.wait_port_bound("vm1", "hv2", WAIT)?;
-            lab.wait_port_bound("cr-lrp-pub", "hv2", WAIT)?;
-            Ok(())
-        })?;
-        // Report the Port_Binding changes the session delivered.
-        while let Ok(Some(ev)) =
-            tokio::time::timeout(Duration::from_millis(300), events.recv()).await
-        {
-            if let Event::Changed(cs) = ev {
-                if let Some(tc) = cs.tables.get("Port_Binding") {
-                    sb.read(|r| {
-                        for (u, cols, _) in &tc.modified {
-                            if let Some(pb) = PortBinding::get(r, u) {
-                                if cols.iter().any(|c| c == "chassis") {
-                                    println!(
-                                        "   change: {} now on {}",
-                                        pb.logical_port(),
-                                        bound_chassis(r, pb.logical_port()).unwrap_or("(unbound)")
-                                    );
-                                }
-                            }
-                        }
-                    });
-                }
-            }
-        }
-        show(&nb, &sb);
-        anyhow::Ok(())
-    })?;
+    println!(
+        "== Moving vm-prov to hv2 and raising hv2's gateway priority (lrp-pub: hv2 30 > hv1 20)"
+    );
+    x.lab.chassis(0).vsctl(&["del-port", "br-int", "vm-prov"])?;
+    x.lab.chassis(1).add_vif("vm-prov", "vm-prov")?;
+    x.lab.lrp_set_gateway_chassis("lrp-pub", "hv2", 30)?;
+    let t = Instant::now();
+    for p in [
+        "172.16.0.10",
+        "172.16.0.1",
+        "172.16.0.102",
+        "172.16.0.200",
+        "10.0.0.0/24",
+    ] {
+        x.wait_upstream_via(p, 1, WAIT)?;
+    }
+    println!(
+        "   routes followed in {:.1} s (including ovn-controller's binding and BGP's propagation)",
+        t.elapsed().as_secs_f64()
+    );
+    println!("== The upstream router's BGP table");
+    println!("{}", x.upstream_bgp_table()?);
+    for i in 0..2 {
+        x.agent(i).check_alive()?;
+    }
+    let lab = x;
     println!("== Tearing the lab down");
     drop(lab);
     println!("done");
