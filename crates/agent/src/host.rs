@@ -260,3 +260,176 @@ pub fn plan_host(
         problems,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ovn_route_plan::exposure::Gateway;
+
+    fn settings(advertise: AdvertiseMethod, vrf_mode: VrfMode, rules: RuleMethod) -> HostSettings {
+        HostSettings {
+            advertise,
+            vrf_mode,
+            bgp_nic: "bgp-nic".into(),
+            vrf_table: 10,
+            protocol: 201,
+            rule_method: rules,
+            rule_priority: 32000,
+        }
+    }
+
+    fn plan() -> ExposurePlan {
+        let gw = Gateway {
+            port: "lrp-pub".into(),
+            mac: "00:00:00:00:ff:02".into(),
+            ipv4: Some("172.16.0.1".parse().unwrap()),
+            ipv6: Some("2001:db8::5".parse().unwrap()),
+            ipv6_network: Some("2001:db8::/64".parse().unwrap()),
+        };
+        let mut p = ExposurePlan::default();
+        for (prefix, kind, g) in [
+            ("172.16.0.10/32", Kind::ProviderPort, None),
+            ("172.16.0.1/32", Kind::GatewayIp, Some(gw.clone())),
+            ("10.0.0.0/24", Kind::TenantSubnet, Some(gw.clone())),
+            ("fd00::/64", Kind::TenantSubnet, Some(gw)),
+        ] {
+            let prefix: ipnet::IpNet = prefix.parse().unwrap();
+            p.exposed.insert(
+                prefix,
+                Exposure {
+                    prefix,
+                    kind,
+                    bridge: "br-ex".into(),
+                    gateway: g,
+                    sources: vec!["row".into()],
+                },
+            );
+        }
+        p
+    }
+
+    fn facts() -> BTreeMap<String, BridgeFacts> {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "br-ex".to_string(),
+            BridgeFacts {
+                table: 200,
+                mac: Some([2, 0, 0, 0, 0, 1]),
+                patch_ports: [3].into(),
+            },
+        );
+        m.insert(
+            "br-unused".to_string(),
+            BridgeFacts {
+                table: 201,
+                ..Default::default()
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn routes_mode_with_vrf_and_per_bridge_rules() {
+        let s = settings(
+            AdvertiseMethod::Routes,
+            VrfMode::Create,
+            RuleMethod::PerBridge,
+        );
+        let h = plan_host(&plan(), &facts(), &s);
+        let adv: Vec<String> = h
+            .advertised
+            .routes
+            .routes()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(
+            adv,
+            [
+                "10.0.0.0/24 dev bgp-nic scope link",
+                "172.16.0.1/32 dev bgp-nic scope link",
+                "172.16.0.10/32 dev bgp-nic scope link",
+                "fd00::/64 dev bgp-nic"
+            ]
+        );
+        assert!(h.advertised.addresses.is_empty());
+        let br = &h.bridges["br-ex"];
+        let wired: Vec<String> = br.routes.routes().map(|r| r.to_string()).collect();
+        assert_eq!(
+            wired,
+            [
+                "10.0.0.0/24 via 172.16.0.1 dev br-ex",
+                "172.16.0.1/32 dev br-ex scope link",
+                "172.16.0.10/32 dev br-ex scope link",
+                "2001:db8::5/128 dev br-ex",
+                "fd00::/64 via 2001:db8::5 dev br-ex"
+            ]
+        );
+        assert_eq!(br.rules.selectors.len(), 2, "one rule per family");
+        assert_eq!(br.neighbours.len(), 2);
+        assert!(br
+            .proxy_ndp
+            .contains(&"2001:db8::1".parse::<IpAddr>().unwrap()));
+        assert_eq!(br.flows.len(), 2);
+        let unused = &h.bridges["br-unused"];
+        assert!(!unused.in_use && unused.routes.is_empty() && unused.flows.is_empty());
+    }
+
+    #[test]
+    fn addresses_mode_and_per_ip_rules() {
+        let s = settings(
+            AdvertiseMethod::Addresses,
+            VrfMode::Create,
+            RuleMethod::PerIp,
+        );
+        let h = plan_host(&plan(), &facts(), &s);
+        let addrs: Vec<String> = h
+            .advertised
+            .addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(addrs, ["172.16.0.1/32", "172.16.0.10/32"]);
+        // Subnets stay routes in the VRF table.
+        assert_eq!(h.advertised.routes.len(), 2);
+        assert_eq!(h.bridges["br-ex"].rules.selectors.len(), 4);
+    }
+
+    #[test]
+    fn no_vrf_routes_point_at_the_bridge_and_bad_macs_are_reported() {
+        let s = settings(
+            AdvertiseMethod::Routes,
+            VrfMode::None,
+            RuleMethod::PerBridge,
+        );
+        let mut p = plan();
+        for e in p.exposed.values_mut() {
+            if let Some(g) = &mut e.gateway {
+                g.mac = "ff:ff:ff:ff:ff:ff".into();
+            }
+        }
+        let h = plan_host(&p, &facts(), &s);
+        assert!(h
+            .advertised
+            .routes
+            .routes()
+            .all(|r| r.to_string().contains("dev br-ex")));
+        assert!(h.bridges["br-ex"].neighbours.is_empty());
+        assert_eq!(h.problems.len(), 1, "{:?}", h.problems);
+        assert!(h.problems[0].reason.contains("MAC"));
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("00:00:00:00:ff:02"), Some([0, 0, 0, 0, 0xff, 2]));
+        for bad in [
+            "",
+            "00:00:00:00:00:00",
+            "01:00:5e:00:00:01",
+            "0:0:0:0:0:1",
+            "zz:00:00:00:00:01",
+            "00:00:00:00:00:01:02",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+}
