@@ -173,13 +173,13 @@ ovn_sb_private_key = k.pem
 ovn_sb_certificate = c.pem
 ovn_sb_ca_cert = ca.pem
 [ovn_route]
-advertise_method = addresses
+advertise_method = routes
 rule_method = per-ip
 route_protocol = 250
 rule_priority = 1
 flow_cookie = 12345
 allowed_prefixes = 198.51.100.0/24, 2001:db8:100::/48,
-vrf_mode = none
+vrf_mode = existing
 frr_vty_socket = /run/frr
 metrics_listen = [::1]:9477
 status_socket =
@@ -206,7 +206,7 @@ status_socket =
         vec![Remote::Ssl("[2001:db8::5]:6642".into())]
     );
     let r = &c.ovn_route;
-    assert_eq!(r.advertise_method, AdvertiseMethod::Addresses);
+    assert_eq!(r.advertise_method, AdvertiseMethod::Routes);
     assert_eq!(r.rule_method, RuleMethod::PerIp);
     assert_eq!(
         (r.route_protocol, r.rule_priority, r.flow_cookie),
@@ -216,7 +216,7 @@ status_socket =
     assert!(r.allows("198.51.100.7".parse().unwrap()));
     assert!(r.allows("2001:db8:100::9".parse().unwrap()));
     assert!(!r.allows("198.51.101.7".parse().unwrap()));
-    assert_eq!(r.vrf_mode, VrfMode::None);
+    assert_eq!(r.vrf_mode, VrfMode::Existing);
     assert_eq!(r.metrics_listen, Some("[::1]:9477".parse().unwrap()));
     assert_eq!(r.status_socket, None);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -562,10 +562,29 @@ fn warnings() {
 }
 
 #[test]
+fn incompatible_modes_are_refused_naming_the_option() {
+    let e = parse("[ovn_route]\nadvertise_method = addresses\nvrf_mode = none\n").unwrap_err();
+    let t = e.to_string();
+    assert!(
+        t.contains("advertise_method") && t.contains("vrf_mode = none"),
+        "{t}"
+    );
+    let e =
+        parse("[DEFAULT]\nbgp_vrf_table_id = 1000\n[ovn_route]\nvrf_mode = none\n").unwrap_err();
+    assert!(e.to_string().contains("1..252"), "{e}");
+    let e = parse(
+        "[DEFAULT]\nexpose_tenant_networks = true\nadvertisement_method_tenant_networks = subnet\n\
+         [ovn_route]\nadvertise_method = addresses\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("subnet"), "{e}");
+}
+
+#[test]
 fn known_options_are_unique_and_listed_in_order() {
     let all: Vec<_> = Config::known_options().collect();
     assert_eq!(all.first(), Some(&("DEFAULT", "reconcile_interval")));
-    assert_eq!(all.len(), 22 + 8 + 2 + 10);
+    assert_eq!(all.len(), 22 + 8 + 2 + 11);
     let mut dedup = all.clone();
     dedup.sort();
     dedup.dedup();
