@@ -179,6 +179,9 @@ pub fn plan_host(
         // Advertise.
         if s.advertise == AdvertiseMethod::Addresses && host {
             adv.addresses.insert(prefix);
+        } else if s.vrf_mode == VrfMode::None && prefix.is_ipv6() {
+            // FRR 8.4 imports only IPv4 tables (`ip import-table`): without a VRF, IPv6 is wired
+            // but not advertised (status says so).
         } else {
             let dev = match s.vrf_mode {
                 VrfMode::None => e.bridge.as_str(),
@@ -413,6 +416,12 @@ mod tests {
             .routes
             .routes()
             .all(|r| r.to_string().contains("dev br-ex")));
+        // IPv6 is wired but not advertised without a VRF (FRR 8.4 imports IPv4 tables only).
+        assert!(h.advertised.routes.routes().all(|r| !r.prefix.is_ipv6()));
+        assert!(h.bridges["br-ex"]
+            .routes
+            .routes()
+            .any(|r| r.prefix.is_ipv6()));
         assert!(h.bridges["br-ex"].neighbours.is_empty());
         assert_eq!(h.problems.len(), 1, "{:?}", h.problems);
         assert!(h.problems[0].reason.contains("MAC"));

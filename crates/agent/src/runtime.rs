@@ -527,6 +527,11 @@ impl State {
                 } else {
                     match h.advertised.routes.routes().find(|r| r.prefix == k) {
                         Some(r) => format!("table {}: {r}", h.advertised.routes.table),
+                        None if k.is_ipv6()
+                            && self.cfg.ovn_route.vrf_mode == ovn_route_config::VrfMode::None =>
+                        {
+                            "not advertised (vrf_mode = none: FRR imports IPv4 tables only)".into()
+                        }
                         None => "not advertised".into(),
                     }
                 };
