@@ -468,7 +468,7 @@ pub fn wired_text(plan: &HostPlan, bridge: &str, prefix: &ovn_route_kernel::IpNe
         return "bridge not mapped".into();
     };
     let mut s = String::new();
-    if let Some(r) = bp.routes.routes().find(|r| &r.prefix == prefix) {
+    if let Some(r) = bp.routes.first_for(prefix) {
         let _ = write!(s, "table {}: {r}", bp.routes.table);
     }
     if bp.flows.is_empty() {

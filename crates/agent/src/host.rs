@@ -227,7 +227,7 @@ pub fn plan_host(
                         bp.neighbours.insert(ip, mac);
                         // Traffic to the gateway itself must resolve too.
                         let host = IpNet::host(ip);
-                        if !bp.routes.routes().any(|r| r.prefix == host) {
+                        if bp.routes.first_for(&host).is_none() {
                             bp.routes.insert(Route::dev_link(host, &e.bridge));
                         }
                     }

@@ -310,7 +310,7 @@ impl State {
         let Some(d) = desired else {
             return false;
         };
-        let wanted = d.routes().any(|r| r.key() == ev.key);
+        let wanted = d.get(&ev.key).is_some();
         match ev.change {
             RouteChange::Deleted => wanted,
             RouteChange::Added | RouteChange::Replaced => !wanted,
@@ -525,7 +525,7 @@ impl State {
                 let advertised = if addresses && h.advertised.addresses.contains(&k) {
                     format!("address on {}", self.cfg.default.bgp_nic)
                 } else {
-                    match h.advertised.routes.routes().find(|r| r.prefix == k) {
+                    match h.advertised.routes.first_for(&k) {
                         Some(r) => format!("table {}: {r}", h.advertised.routes.table),
                         None if k.is_ipv6()
                             && self.cfg.ovn_route.vrf_mode == ovn_route_config::VrfMode::None =>

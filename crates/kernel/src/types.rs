@@ -287,6 +287,24 @@ impl DesiredRoutes {
         self.routes.values()
     }
 
+    /// The route with this key, if wanted.
+    pub fn get(&self, key: &RouteKey) -> Option<&Route> {
+        self.routes.get(key)
+    }
+
+    /// The wanted route to `prefix` with the lowest metric (keyed lookup, not a scan).
+    pub fn first_for(&self, prefix: &IpNet) -> Option<&Route> {
+        let lo = RouteKey {
+            prefix: *prefix,
+            metric: 0,
+        };
+        self.routes
+            .range(lo..)
+            .next()
+            .filter(|(k, _)| k.prefix == *prefix)
+            .map(|(_, r)| r)
+    }
+
     /// The number of routes.
     pub fn len(&self) -> usize {
         self.routes.len()
