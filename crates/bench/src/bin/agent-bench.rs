@@ -62,6 +62,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
+use ovn_route_bench::{insert, smap, str_set, uuid_ref, uuid_set, Ids};
 use serde_json::{json, Map, Value};
 
 /// Bump when the generated content changes, so cached files are not reused.
@@ -195,13 +196,6 @@ fn main() -> Result<()> {
 
 // ================================================================ deterministic ids
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 const K_PNET: u64 = 101;
 const K_PLS: u64 = 102;
 const K_LOCALNET: u64 = 103;
@@ -235,46 +229,6 @@ const K_SUBNET: u64 = 130;
 const K_MAC: u64 = 131;
 const K_SG: u64 = 132;
 const K_VIP_PORT: u64 = 133;
-
-struct Ids {
-    seed: u64,
-}
-
-impl Ids {
-    fn raw(&self, kind: u64, idx: u64) -> u64 {
-        mix(mix(mix(self.seed) ^ kind) ^ idx)
-    }
-
-    fn uuid(&self, kind: u64, idx: usize) -> String {
-        let a = self.raw(kind, idx as u64);
-        let b = mix(a ^ 0xA5A5_5A5A_C3C3_3C3C);
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            (a & 0x0fff) | 0x4000,
-            ((b >> 48) & 0x3fff) | 0x8000,
-            b & 0xffff_ffff_ffff
-        )
-    }
-
-    fn hex32(&self, kind: u64, idx: usize) -> String {
-        self.uuid(kind, idx).replace('-', "")
-    }
-
-    /// A unique `fa:16:3e:xx:xx:xx` for a counter below 2^24 (bijective scramble).
-    fn mac(&self, counter: usize) -> String {
-        let v = (((counter as u64).wrapping_mul(0x9E_3779) & 0xff_ffff)
-            ^ (self.raw(K_MAC, 0) & 0xff_ffff))
-            & 0xff_ffff;
-        format!(
-            "fa:16:3e:{:02x}:{:02x}:{:02x}",
-            v >> 16,
-            (v >> 8) & 0xff,
-            v & 0xff
-        )
-    }
-}
 
 // ================================================================ the shape
 
@@ -474,29 +428,6 @@ impl Shape {
 
 // ================================================================ OVSDB JSON helpers
 
-fn uuid_ref(u: &str) -> Value {
-    json!(["uuid", u])
-}
-
-fn uuid_set(us: &[String]) -> Value {
-    json!(["set", us.iter().map(|u| uuid_ref(u)).collect::<Vec<_>>()])
-}
-
-fn str_set(ss: &[String]) -> Value {
-    json!(["set", ss])
-}
-
-fn smap(pairs: &[(&str, String)]) -> Value {
-    json!([
-        "map",
-        pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()
-    ])
-}
-
-fn insert(table: &str, uuid: &str, row: Value) -> Value {
-    json!({"op": "insert", "table": table, "uuid": uuid, "row": row})
-}
-
 // ================================================================ generator
 
 struct Gen<'a> {
@@ -573,7 +504,7 @@ impl Gen<'_> {
         self.count("NB_Global");
         let mut ops = vec![insert(
             "NB_Global",
-            &self.ids.uuid(K_NBG, 0),
+            &self.ids.uuid(K_NBG, 0usize),
             json!({
                 "options": smap(&[
                     ("mac_prefix", "0a:1b:2c".into()),
@@ -693,7 +624,10 @@ impl Gen<'_> {
     /// Router `r`: its tenant network with the FIP VMs, gateway port (+ LSP to `pls`), NATs, LBs.
     fn router(&mut self, r: usize, ops: &mut Vec<Value>, pls: &mut [Vec<String>]) {
         let s = self.s;
-        let ids = Ids { seed: s.seed };
+        let ids = Ids {
+            seed: s.seed,
+            mac_kind: K_MAC,
+        };
         let (x, y) = Shape::tnet(r);
         let e = s.gw_net(r);
         let router_id = ids.uuid(K_ROUTER, r);
@@ -1065,7 +999,10 @@ fn generate(
 
     let mut g = Gen {
         s: shape,
-        ids: Ids { seed: shape.seed },
+        ids: Ids {
+            seed: shape.seed,
+            mac_kind: K_MAC,
+        },
         rows: BTreeMap::new(),
     };
     let mut w = std::io::BufWriter::with_capacity(1 << 20, &stream);
@@ -1990,16 +1927,7 @@ fn summary(ctx: &Ctx) {
 /// raw-reader on the NB server with the agent's tables and columns.
 fn raw_floor(ctx: &mut Ctx, rr: &Path, repeat: usize) -> Result<()> {
     let sel = ovn_model::tables_for(NB).context("no NB selection")?;
-    let columns: Vec<String> = sel
-        .iter()
-        .map(|t| {
-            format!(
-                "{}:{}",
-                t.table,
-                t.columns.clone().unwrap_or_default().join(",")
-            )
-        })
-        .collect();
+    let columns = ovn_route_bench::selection_specs(&sel);
     let tables: Vec<&str> = sel.iter().map(|t| t.table.as_str()).collect();
     let out = Command::new(rr)
         .arg("--socket")
@@ -2462,7 +2390,10 @@ fn latency(ctx: &mut Ctx, want: (usize, usize), o: &LatencyOpts) -> Result<()> {
     );
 
     let s = ctx.shape.clone();
-    let ids = Ids { seed: s.seed };
+    let ids = Ids {
+        seed: s.seed,
+        mac_kind: K_MAC,
+    };
     let mut rpc = Rpc::connect(&ctx.nb.sock)?;
     let mut from_reply = Vec::with_capacity(n);
     let mut from_send = Vec::with_capacity(n);

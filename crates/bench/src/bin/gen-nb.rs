@@ -22,6 +22,7 @@
 #![allow(clippy::manual_is_multiple_of)]
 
 use clap::Parser;
+use ovn_route_bench::{insert, smap, str_set, uuid_ref, uuid_set, Ids};
 use serde_json::{json, Map, Value};
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -85,13 +86,6 @@ struct Args {
 
 // ---------------------------------------------------------------- deterministic ids
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 // Kinds of identifiers: each (kind, index) pair gives an independent value.
 const K_NET: u64 = 1;
 const K_LS: u64 = 2;
@@ -122,80 +116,20 @@ const K_POOL: u64 = 26;
 const K_MEMBER: u64 = 27;
 const K_VIP_PORT: u64 = 28;
 const K_CHOICE: u64 = 29;
-const K_MAC: u64 = 30;
 
-struct Ids {
-    seed: u64,
+/// A choice in 0..n, independent per (what, idx).
+trait Pick {
+    fn pick(&self, what: u64, idx: u64, n: u64) -> u64;
 }
 
-impl Ids {
-    fn raw(&self, kind: u64, idx: u64) -> u64 {
-        // Chained, not symmetric: h(kind) ^ idx only collides across kinds when two kinds' hashes
-        // differ in the low ~20 bits alone (about 2^-44 per pair of kinds).
-        mix(mix(mix(self.seed) ^ kind) ^ idx)
-    }
-
-    /// A version-4-formatted UUID.
-    fn uuid(&self, kind: u64, idx: u64) -> String {
-        let a = self.raw(kind, idx);
-        let b = mix(a ^ 0xA5A5_5A5A_C3C3_3C3C);
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            (a & 0x0fff) | 0x4000,
-            ((b >> 48) & 0x3fff) | 0x8000,
-            b & 0xffff_ffff_ffff
-        )
-    }
-
-    /// Neutron-style project id: 32 hex digits, no dashes.
-    fn hex32(&self, kind: u64, idx: u64) -> String {
-        self.uuid(kind, idx).replace('-', "")
-    }
-
-    /// A choice in 0..n, independent per (what, idx).
+impl Pick for Ids {
     fn pick(&self, what: u64, idx: u64, n: u64) -> u64 {
         self.raw(K_CHOICE, what.wrapping_mul(0x1_0000_0000) ^ idx) % n.max(1)
     }
-
-    /// A unique `fa:16:3e:xx:xx:xx` MAC for a counter below 2^24 (bijective scramble).
-    fn mac(&self, counter: u64) -> String {
-        let v = ((counter.wrapping_mul(0x9E_3779) & 0xff_ffff) ^ (self.raw(K_MAC, 0) & 0xff_ffff))
-            & 0xff_ffff;
-        format!(
-            "fa:16:3e:{:02x}:{:02x}:{:02x}",
-            v >> 16,
-            (v >> 8) & 0xff,
-            v & 0xff
-        )
-    }
 }
+const K_MAC: u64 = 30;
 
 // ---------------------------------------------------------------- OVSDB JSON helpers
-
-fn uuid_ref(u: &str) -> Value {
-    json!(["uuid", u])
-}
-
-fn uuid_set(us: &[String]) -> Value {
-    json!(["set", us.iter().map(|u| uuid_ref(u)).collect::<Vec<_>>()])
-}
-
-fn str_set(ss: &[String]) -> Value {
-    json!(["set", ss])
-}
-
-fn smap(pairs: &[(&str, String)]) -> Value {
-    json!([
-        "map",
-        pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()
-    ])
-}
-
-fn insert(table: &str, uuid: &str, row: Value) -> Value {
-    json!({"op": "insert", "table": table, "uuid": uuid, "row": row})
-}
 
 // ---------------------------------------------------------------- the plan
 
@@ -388,11 +322,11 @@ impl Gen<'_> {
         let m = self.ids.raw(K_NBG, 1);
         insert(
             "NB_Global",
-            &self.ids.uuid(K_NBG, 0),
+            &self.ids.uuid(K_NBG, 0u64),
             json!({
                 "options": smap(&[
                     ("mac_prefix", format!("{:02x}:{:02x}:{:02x}", (m >> 16) & 0xfe, (m >> 8) & 0xff, m & 0xff)),
-                    ("svc_monitor_mac", self.ids.mac(0xff_fff0)),
+                    ("svc_monitor_mac", self.ids.mac(0xff_fff0u64)),
                     ("max_tunid", "16711680".into()),
                     ("northd_probe_interval", "60000".into()),
                     ("use_logical_dp_groups", "true".into()),
@@ -1072,7 +1006,10 @@ fn generate(
     });
 
     let mut g = Gen {
-        ids: Ids { seed: args.seed },
+        ids: Ids {
+            seed: args.seed,
+            mac_kind: K_MAC,
+        },
         plan,
         rows: RowCounts::default(),
         dual_every: args.dual_stack_every,

@@ -204,16 +204,7 @@ async fn main() -> Result<()> {
     if a.print_selection {
         let sel =
             ovn_model::tables_for(&a.database).context("no agent selection for this database")?;
-        let specs: Vec<String> = sel
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}:{}",
-                    t.table,
-                    t.columns.clone().unwrap_or_default().join(",")
-                )
-            })
-            .collect();
+        let specs = ovn_route_bench::selection_specs(&sel);
         println!("{}", specs.join(";"));
         return Ok(());
     }
