@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use ovn_route_config::VrfMode;
 use ovn_route_kernel::{
@@ -43,6 +42,25 @@ impl ApplyReport {
                 *self.counts.entry((object, op)).or_default() += n;
                 self.changes.push(format!("{what}: {op} {n} {object}(s)"));
             }
+        }
+    }
+
+    /// Records the outcome of one reconcile of `object`s (`what` names them in messages); an
+    /// apply that partly failed counts what it did and keeps every error.
+    fn record(
+        &mut self,
+        object: &'static str,
+        what: &str,
+        result: Result<ReconcileStats, ovn_route_kernel::Error>,
+    ) {
+        match result {
+            Ok(s) => self.stats(object, what, &s),
+            Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
+                self.stats(object, what, &stats);
+                self.errors
+                    .extend(errors.iter().map(|e| format!("{what}: {e}")));
+            }
+            Err(e) => self.errors.push(format!("{what}: {e}")),
         }
     }
 
@@ -185,16 +203,7 @@ impl KernelApplier {
             }
             _ => self.rec.reconcile(next).await,
         };
-        match result {
-            Ok(s) => report.stats("route", what, &s),
-            Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
-                report.stats("route", what, &stats);
-                report
-                    .errors
-                    .extend(errors.iter().map(|e| format!("{what}: {e}")));
-            }
-            Err(e) => report.errors.push(format!("{what}: {e}")),
-        }
+        report.record("route", what, result);
     }
 
     async fn rules(
@@ -230,10 +239,7 @@ impl KernelApplier {
             }
             _ => self.rec.reconcile_rules(next).await,
         };
-        match result {
-            Ok(s) => report.stats("rule", what, &s),
-            Err(e) => report.errors.push(format!("{what}: {e}")),
-        }
+        report.record("rule", what, result);
     }
 
     /// Applies `next`: incrementally against `prev` when given, else fully (observe and diff).
@@ -344,16 +350,7 @@ impl KernelApplier {
             }
             return;
         }
-        match self.rec.reconcile_neighbours(&d).await {
-            Ok(s) => report.stats("neighbour", &what, &s),
-            Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
-                report.stats("neighbour", &what, &stats);
-                report
-                    .errors
-                    .extend(errors.iter().map(|e| format!("{what}: {e}")));
-            }
-            Err(e) => report.errors.push(format!("{what}: {e}")),
-        }
+        report.record("neighbour", &what, self.rec.reconcile_neighbours(&d).await);
     }
 
     async fn addresses(&self, prev: Option<&HostPlan>, next: &HostPlan, report: &mut ApplyReport) {
@@ -391,16 +388,7 @@ impl KernelApplier {
             }
             _ => self.rec.reconcile_addresses(&d).await,
         };
-        match result {
-            Ok(s) => report.stats("address", &what, &s),
-            Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
-                report.stats("address", &what, &stats);
-                report
-                    .errors
-                    .extend(errors.iter().map(|e| format!("{what}: {e}")));
-            }
-            Err(e) => report.errors.push(format!("{what}: {e}")),
-        }
+        report.record("address", &what, result);
     }
 }
 
@@ -475,9 +463,4 @@ pub fn wired_text(plan: &HostPlan, bridge: &str, prefix: &ovn_route_kernel::IpNe
         s.push_str(" (no flows yet: patch port or bridge MAC unknown)");
     }
     s
-}
-
-/// The gateway IPs with a neighbour entry on a bridge.
-pub fn neighbour_ips(bp: &BridgePlan) -> impl Iterator<Item = &IpAddr> {
-    bp.neighbours.keys()
 }

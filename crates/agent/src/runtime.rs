@@ -218,7 +218,10 @@ struct State {
     nb_remotes: Vec<String>,
     sb_remotes: Vec<String>,
     tables: TableRegistry,
+    /// Provider bridges' table ids (read from the registry once, then as allocated).
     table_ids: BTreeMap<String, u32>,
+    exposure_cfg: ExposureConfig,
+    host_cfg: HostSettings,
     kernel: KernelApplier,
     flows: FlowApplier,
     /// Provider bridges' MACs as the kernel has them (preferred over OVS `mac_in_use`).
@@ -260,9 +263,10 @@ impl State {
             .map(|(_, b)| b.clone())
             .collect();
         let mut facts = self.ovs.read(|o| bridge_facts(o, &names));
-        // Bridges no longer mapped keep their (empty) plan so our state on them is removed.
-        for (name, _) in self.tables.ours() {
-            facts.entry(name).or_default();
+        // Bridges no longer mapped keep their (empty) plan so our state on them is removed:
+        // `table_ids` starts with every table ovn-route ever named here.
+        for name in self.table_ids.keys() {
+            facts.entry(name.clone()).or_default();
         }
         for (name, f) in facts.iter_mut() {
             if let Some(mac) = self.kernel_macs.get(name) {
@@ -278,17 +282,17 @@ impl State {
             };
             f.table = id;
         }
-        let ecfg = exposure_config(&self.cfg);
+        let ecfg = &self.exposure_cfg;
         let exposure = match &self.sb {
             Some(sb) => sb.read(|s| {
                 self.nb
-                    .read(|n| plan_exposure(n, Some(s), &self.identity, &ecfg))
+                    .read(|n| plan_exposure(n, Some(s), &self.identity, ecfg))
             }),
             None => self
                 .nb
-                .read(|n| plan_exposure(n, None, &self.identity, &ecfg)),
+                .read(|n| plan_exposure(n, None, &self.identity, ecfg)),
         };
-        let host = plan_host(&exposure, &facts, &host_settings(&self.cfg));
+        let host = plan_host(&exposure, &facts, &self.host_cfg);
         self.metrics
             .plan_seconds
             .observe(t0.elapsed().as_secs_f64());
@@ -390,10 +394,15 @@ impl State {
                 self.log_new_rejections(prev.as_ref().map(|p| &p.0), &e);
                 (e, h, prev.map(|p| p.1))
             }
+            (None, Some(applied)) if !full => {
+                // Frozen and nothing to repair: the last plan stays as applied.
+                self.applied = Some(applied);
+                self.publish();
+                return report;
+            }
             (None, Some((e, h))) => {
                 // Frozen: re-assert the last plan (a full pass) but withdraw nothing new.
-                let prev = if full { None } else { Some(h.clone()) };
-                (e, h, prev)
+                (e, h, None)
             }
             (None, None) => {
                 // Never planned and a database is not there: adopt what exists, touch nothing.
@@ -716,6 +725,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     }
 
     let st_cookie = cfg.ovn_route.flow_cookie;
+    let exposure_cfg = exposure_config(&cfg);
+    let host_cfg = host_settings(&cfg);
     let mut st = State {
         cfg,
         opts,
@@ -725,8 +736,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         sb,
         nb_remotes: nb_remotes.iter().map(|r| r.to_string()).collect(),
         sb_remotes: sb_remotes.iter().map(|r| r.to_string()).collect(),
+        table_ids: tables.ours(),
         tables,
-        table_ids: BTreeMap::new(),
+        exposure_cfg,
+        host_cfg,
         kernel,
         flows: FlowApplier {
             ofctl: ovn_route_ovs::Ofctl::new(),

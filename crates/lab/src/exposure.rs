@@ -25,6 +25,17 @@ use crate::util::{lab_tempdir, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// What chassis `hv1` exposes in the demo topology: the provider VM, the distributed and the
+/// centralized floating IP, the load-balancer VIP, the gateway IP and the tenant subnet.
+pub const DEMO_HOSTED_ON_HV1: [&str; 6] = [
+    "172.16.0.10",
+    "172.16.0.101",
+    "172.16.0.102",
+    "172.16.0.200",
+    "172.16.0.1",
+    "10.0.0.0/24",
+];
+
 /// The AS of the chassis.
 pub const CHASSIS_AS: u32 = 64999;
 /// The AS of the upstream router.
@@ -138,10 +149,7 @@ impl AgentProcess {
     /// SIGTERM and reap.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc_kill(c.id() as i32, 15);
-            }
+            crate::process::signal(c.id(), libc::SIGTERM);
             let _ = c.wait();
         }
     }
@@ -171,11 +179,6 @@ impl AgentProcess {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 impl Drop for AgentProcess {

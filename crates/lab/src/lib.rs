@@ -80,7 +80,7 @@ mod wire;
 pub use chassis::{Chassis, ChassisSpec};
 pub use cleanup::{cleanup_stale, CleanupReport};
 pub use error::{LabError, Result};
-pub use exposure::{demo_topology, AgentProcess, ChassisBgp, ExposureLab};
+pub use exposure::{demo_topology, AgentProcess, ChassisBgp, ExposureLab, DEMO_HOSTED_ON_HV1};
 pub use frr::{BgpConfig, FrrRouter, FRR_LIBEXEC};
 pub use lab::{Database, Lab, LabBuilder, Nat, NatKind, DEFAULT_TIMEOUT};
 pub use netns::{connect, Netns, Veth, VethEnd, IFNAMSIZ_MAX};

@@ -96,14 +96,7 @@ fn demo() -> Result<()> {
         let cfg = x.agent_config(i, "", "");
         x.start_agent(i, &bin, &cfg)?;
     }
-    let hv1 = [
-        "172.16.0.10",
-        "172.16.0.101",
-        "172.16.0.102",
-        "172.16.0.200",
-        "172.16.0.1",
-        "10.0.0.0/24",
-    ];
+    let hv1 = ovn_route_lab::DEMO_HOSTED_ON_HV1;
     for p in hv1 {
         x.wait_upstream_via(p, 0, WAIT)?;
     }

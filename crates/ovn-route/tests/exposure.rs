@@ -54,14 +54,7 @@ fn exposure_end_to_end_moves_and_withdrawals() {
     }
     // Everything hosted on hv1: provider VM, both FIPs (vm1 is on hv1; the centralized one
     // follows the gateway), the LB VIP, the gateway IP and the tenant subnet.
-    for p in [
-        "172.16.0.10",
-        "172.16.0.101",
-        "172.16.0.102",
-        "172.16.0.200",
-        "172.16.0.1",
-        "10.0.0.0/24",
-    ] {
+    for p in ovn_route_lab::DEMO_HOSTED_ON_HV1 {
         check!(x, x.wait_upstream_via(p, 0, WAIT));
     }
     // The wiring on hv1: the bridge's table, its rule, the gateway's neighbour, the flows.
@@ -338,14 +331,7 @@ fn exposure_no_flap_foreign_objects_and_bad_values() {
         let cfg = x.agent_config(i, "", &format!("metrics_listen = 127.0.0.1:{port}\n"));
         x.start_agent(i, bin(), &cfg).unwrap();
     }
-    let hosted = [
-        "172.16.0.10",
-        "172.16.0.101",
-        "172.16.0.102",
-        "172.16.0.200",
-        "172.16.0.1",
-        "10.0.0.0/24",
-    ];
+    let hosted = ovn_route_lab::DEMO_HOSTED_ON_HV1;
     for p in hosted {
         check!(x, x.wait_upstream_via(p, 0, WAIT));
     }
