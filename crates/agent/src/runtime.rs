@@ -232,6 +232,8 @@ struct State {
     /// The plan last applied (the frozen plan while a database is away).
     applied: Option<(ExposurePlan, HostPlan)>,
     frr_configured: bool,
+    /// Whether the "gateways cannot be located" warning was given (no SB, NB before 23.09).
+    location_warned: bool,
     frr_error: Option<String>,
     frr_peers: Vec<(String, String, u64)>,
     last: Option<ReconcileInfo>,
@@ -281,6 +283,21 @@ impl State {
                 }
             };
             f.table = id;
+        }
+        if self.sb.is_none() && !self.location_warned {
+            self.location_warned = true;
+            let located = self.nb.read(|n| {
+                n.table("Logical_Router_Port")
+                    .is_some_and(|t| t.layout().column_index("status").is_some())
+            });
+            if !located {
+                tracing::warn!(
+                    "no Southbound database, and this Northbound has no Logical_Router_Port \
+                     status column (OVN before 23.09): gateway ports cannot be located, so no \
+                     gateway IP, load-balancer VIP, centralized floating IP or tenant network is \
+                     exposed; give ovn_sb_connection (or southbound = auto with ovn-remote set)"
+                );
+            }
         }
         let ecfg = &self.exposure_cfg;
         let exposure = match &self.sb {
@@ -645,7 +662,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     } else {
         return Err(AgentError::NoNb);
     };
-    let sb_remotes = if !o.ovn_sb_connection.is_empty() {
+    let sb_remotes = if cfg.ovn_route.southbound == ovn_route_config::Southbound::Off {
+        vec![]
+    } else if !o.ovn_sb_connection.is_empty() {
         o.ovn_sb_connection.clone()
     } else if let Some(v) = &from_ovs.sb {
         remotes_from("ovn-remote", v)?
@@ -752,6 +771,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         metrics,
         applied: None,
         frr_configured: false,
+        location_warned: false,
         frr_error: None,
         frr_peers: vec![],
         last: None,

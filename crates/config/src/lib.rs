@@ -196,6 +196,18 @@ pub struct OvnRouteSection {
     /// `iproute2_dir` (default `/etc/iproute2`): where provider bridges' routing tables are named
     /// (`rt_tables.d/ovn-route.conf`).
     pub iproute2_dir: PathBuf,
+    /// `southbound` (default `auto`): whether port locations come from the Southbound database.
+    pub southbound: Southbound,
+}
+
+/// `southbound`: where port locations come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Southbound {
+    /// The SB of `ovn_sb_connection`, else the one of `external_ids:ovn-remote`; without either, the NB.
+    #[default]
+    Auto,
+    /// Never connect to the SB: NB `requested-chassis` and `hosting-chassis` (OVN 23.09+) only.
+    Off,
 }
 
 impl Default for OvnRouteSection {
@@ -212,6 +224,7 @@ impl Default for OvnRouteSection {
             metrics_listen: None,
             status_socket: Some(PathBuf::from("/run/ovn-route/status.sock")),
             iproute2_dir: PathBuf::from("/etc/iproute2"),
+            southbound: Southbound::Auto,
         }
     }
 }
@@ -720,6 +733,17 @@ const OVN_ROUTE_OPTIONS: &[Opt] = &[
             Ok(None)
         },
     },
+    Opt {
+        name: "southbound",
+        set: |c, v| {
+            c.ovn_route.southbound = match v {
+                "auto" => Southbound::Auto,
+                "off" => Southbound::Off,
+                _ => return Err("expected auto or off".into()),
+            };
+            Ok(None)
+        },
+    },
 ];
 
 const SECTIONS: &[Section] = &[
@@ -851,6 +875,13 @@ impl Config {
                 reason,
             })
         };
+        if r.southbound == Southbound::Off && !self.ovn.ovn_sb_connection.is_empty() {
+            return refuse(
+                "ovn_route",
+                "southbound",
+                "off contradicts [ovn] ovn_sb_connection: remove one of them".into(),
+            );
+        }
         if r.advertise_method == AdvertiseMethod::Addresses && r.vrf_mode == VrfMode::None {
             return refuse(
                 "ovn_route",

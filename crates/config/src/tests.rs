@@ -584,7 +584,7 @@ fn incompatible_modes_are_refused_naming_the_option() {
 fn known_options_are_unique_and_listed_in_order() {
     let all: Vec<_> = Config::known_options().collect();
     assert_eq!(all.first(), Some(&("DEFAULT", "reconcile_interval")));
-    assert_eq!(all.len(), 22 + 8 + 2 + 11);
+    assert_eq!(all.len(), 22 + 8 + 2 + 12);
     let mut dedup = all.clone();
     dedup.sort();
     dedup.dedup();
@@ -625,4 +625,23 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn southbound_off_and_its_contradiction() {
+    use crate::Southbound;
+    assert_eq!(parse("").unwrap().ovn_route.southbound, Southbound::Auto);
+    let c = parse("[ovn_route]\nsouthbound = off\n").unwrap();
+    assert_eq!(c.ovn_route.southbound, Southbound::Off);
+    let s = parse("[ovn_route]\nsouthbound = no\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        s.contains(":2: [ovn_route] southbound = \"no\"") && s.contains("auto or off"),
+        "{s}"
+    );
+    let s = parse("[ovn]\novn_sb_connection = tcp:10.0.0.1:6642\n[ovn_route]\nsouthbound = off\n")
+        .unwrap_err()
+        .to_string();
+    assert!(s.contains("southbound") && s.contains("contradicts"), "{s}");
 }
