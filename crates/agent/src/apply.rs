@@ -16,7 +16,7 @@ use ovn_route_kernel::{
     diff, diff_rules, DesiredAddresses, DesiredNeighbours, DesiredRoutes, DesiredRules, Neighbour,
     ReconcileStats, Reconciler, Route,
 };
-use ovn_route_ovs::{DesiredFlows, Ofctl};
+use ovn_route_ovs::{DesiredFlows, Flow, Ofctl};
 
 use crate::host::{BridgePlan, HostPlan};
 
@@ -404,11 +404,41 @@ pub struct FlowApplier {
     pub dry_run: bool,
 }
 
+/// One bridge's part of the plan that the flow applier needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeFlows {
+    /// OpenFlow flows (the reconciler adds our cookie).
+    pub flows: BTreeSet<Flow>,
+    /// Whether anything is exposed through the bridge.
+    pub in_use: bool,
+}
+
+/// The flows of every bridge of `plan`.
+pub fn flow_plans(plan: &HostPlan) -> BTreeMap<String, BridgeFlows> {
+    plan.bridges
+        .iter()
+        .map(|(name, b)| {
+            (
+                name.clone(),
+                BridgeFlows {
+                    flows: b.flows.clone(),
+                    in_use: b.in_use,
+                },
+            )
+        })
+        .collect()
+}
+
 impl FlowApplier {
     /// Applies the flows of every bridge whose flows changed (or all, without `prev`).
-    pub fn apply(&self, prev: Option<&HostPlan>, next: &HostPlan, report: &mut ApplyReport) {
-        for (name, bp) in &next.bridges {
-            let old = prev.and_then(|p| p.bridges.get(name));
+    pub fn apply(
+        &self,
+        prev: Option<&BTreeMap<String, BridgeFlows>>,
+        next: &BTreeMap<String, BridgeFlows>,
+        report: &mut ApplyReport,
+    ) {
+        for (name, bp) in next {
+            let old = prev.and_then(|p| p.get(name));
             if old.is_some_and(|o| o.flows == bp.flows) {
                 continue;
             }

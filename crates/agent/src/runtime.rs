@@ -1,9 +1,12 @@
 //! The agent's event loop: database sessions, plan, apply; level-triggered.
 //!
-//! Every NB, SB and Open_vSwitch change, every change of our kernel tables and every FRR restart
-//! wakes the loop; queued wake-ups are coalesced, then the plan is recomputed from the replicas and
-//! the difference applied. A full pass (observe and diff everything) runs at start, every
-//! `reconcile_interval`, after an apply error and when someone else touched our objects. While a
+//! Every NB, SB and Open_vSwitch change and every change of our kernel tables that contradicts the
+//! plan wakes the loop; queued wake-ups are coalesced, the plan is brought up to date from the rows
+//! the databases changed (the [`ExposurePlanner`] recomputes only the ports and routers they
+//! reach) and the difference applied. A full pass (rebuild the plan, observe and diff everything)
+//! runs at start, every `reconcile_interval`, after an apply error and when someone else touched
+//! our objects. FRR is configured by a task of its own (an FRR that does not answer never holds up
+//! the kernel), and the status report is built when the status socket asks for one. While a
 //! database is unreachable the plan is frozen: nothing is withdrawn until it is back and says so.
 
 use std::collections::BTreeMap;
@@ -13,18 +16,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ovn_route_config::Config;
 use ovn_route_frr::{AddressFamilies, ExposeMode, FrrIntent, Vtysh};
 use ovn_route_kernel::RouteWatch;
-use ovn_route_plan::exposure::{plan_exposure, ExposureConfig, ExposurePlan, TenantMethod};
+use ovn_route_plan::exposure::{ExposureConfig, ExposurePlanner, PlanDelta, TenantMethod};
 use ovn_route_plan::ChassisIdentity;
-use ovsdb::{Event, Remote, Session, SessionConfig, SslConfig};
+use ovsdb::{ChangeSet, Event, Remote, Session, SessionConfig, SslConfig};
 use prometheus_client::registry::Registry;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::apply::{wired_text, ApplyReport, FlowApplier, KernelApplier, KernelSettings};
+use crate::apply::{
+    flow_plans, wired_text, ApplyReport, FlowApplier, KernelApplier, KernelSettings,
+};
 use crate::facts::{bridge_facts, ovs_remotes};
 use crate::host::{knet, plan_host, HostPlan, HostSettings};
 use crate::metrics::{DbLabel, KindLabel, Metrics, ReconcileLabel};
 use crate::status::{
-    DbStatus, ExposedEntry, FrrStatus, ReconcileInfo, RejectedEntry, StatusReport,
+    DbStatus, ExposedEntry, FrrStatus, ReconcileInfo, RejectedEntry, StatusReport, StatusRequest,
 };
 use crate::tables::TableRegistry;
 
@@ -95,8 +100,24 @@ enum Wake {
     Kernel(u32, ovn_route_kernel::RouteEvent),
     FrrRestart,
     FrrCheck,
+    /// The FRR task finished an apply.
+    FrrDone(FrrResult),
+    /// `show bgp summary json`, read by the FRR task.
+    FrrPeers(Vec<(String, String, u64)>),
+    Status(StatusRequest),
+    /// A pass failed: try again in full.
+    Retry,
     Full,
 }
+
+/// How long after a failed pass the next (full) one runs.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Change sets held while a database is away; beyond this the plan is rebuilt when it is back.
+const MAX_PENDING: usize = 10_000;
+
+/// The outcome of one FRR apply: `Ok(true)` when something was changed.
+type FrrResult = Result<bool, String>;
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -220,7 +241,6 @@ struct State {
     tables: TableRegistry,
     /// Provider bridges' table ids (read from the registry once, then as allocated).
     table_ids: BTreeMap<String, u32>,
-    exposure_cfg: ExposureConfig,
     host_cfg: HostSettings,
     kernel: KernelApplier,
     flows: FlowApplier,
@@ -229,8 +249,14 @@ struct State {
     vtysh: Vtysh,
     intent: FrrIntent,
     metrics: Arc<Metrics>,
-    /// The plan last applied (the frozen plan while a database is away).
-    applied: Option<(ExposurePlan, HostPlan)>,
+    /// The exposure plan, kept up to date from the databases' change sets.
+    planner: ExposurePlanner,
+    /// Change sets received since the last plan.
+    pending_nb: Vec<Arc<ChangeSet>>,
+    pending_sb: Vec<Arc<ChangeSet>>,
+    /// The host plan last applied (the frozen plan while a database is away); the exposure plan
+    /// behind it is `planner.plan()`.
+    applied: Option<HostPlan>,
     frr_configured: bool,
     /// Whether the "gateways cannot be located" warning was given (no SB, NB before 23.09).
     location_warned: bool,
@@ -238,7 +264,6 @@ struct State {
     frr_peers: Vec<(String, String, u64)>,
     last: Option<ReconcileInfo>,
     started_at: u64,
-    status_tx: watch::Sender<Arc<StatusReport>>,
 }
 
 impl State {
@@ -251,7 +276,7 @@ impl State {
     }
 
     /// Computes the plans from the replicas.
-    fn compute(&mut self) -> Result<(ExposurePlan, HostPlan), AgentError> {
+    fn compute(&mut self) -> Result<(PlanDelta, HostPlan), AgentError> {
         let t0 = Instant::now();
         let identity = self.ovs.read(ChassisIdentity::from_ovs)?;
         if identity != self.identity {
@@ -299,21 +324,38 @@ impl State {
                 );
             }
         }
-        let ecfg = &self.exposure_cfg;
-        let exposure = match &self.sb {
+        self.planner.set_identity(self.identity.clone());
+        let nb_changes = std::mem::take(&mut self.pending_nb);
+        let sb_changes = std::mem::take(&mut self.pending_sb);
+        let planner = &mut self.planner;
+        let delta = match &self.sb {
             Some(sb) => sb.read(|s| {
-                self.nb
-                    .read(|n| plan_exposure(n, Some(s), &self.identity, ecfg))
+                self.nb.read(|n| {
+                    planner.update(
+                        n,
+                        Some(s),
+                        nb_changes.iter().map(|c| &**c),
+                        sb_changes.iter().map(|c| &**c),
+                    )
+                })
             }),
             None => self
                 .nb
-                .read(|n| plan_exposure(n, None, &self.identity, ecfg)),
+                .read(|n| planner.update(n, None, nb_changes.iter().map(|c| &**c), [])),
         };
-        let host = plan_host(&exposure, &facts, &self.host_cfg);
+        let t1 = Instant::now();
+        let host = plan_host(self.planner.plan(), &facts, &self.host_cfg);
+        tracing::debug!(
+            exposure_ms = (t1 - t0).as_secs_f64() * 1e3,
+            host_ms = t1.elapsed().as_secs_f64() * 1e3,
+            rebuilt = delta.rebuilt,
+            changed = delta.changed.len(),
+            "planned"
+        );
         self.metrics
             .plan_seconds
             .observe(t0.elapsed().as_secs_f64());
-        Ok((exposure, host))
+        Ok((delta, host))
     }
 
     /// Whether a kernel route event contradicts the applied plan.
@@ -322,7 +364,7 @@ impl State {
         if ev.protocol != self.cfg.ovn_route.route_protocol {
             return false;
         }
-        let Some((_, h)) = &self.applied else {
+        let Some(h) = &self.applied else {
             return false;
         };
         let desired = std::iter::once(&h.advertised.routes)
@@ -338,43 +380,42 @@ impl State {
         }
     }
 
-    fn log_new_rejections(&self, old: Option<&ExposurePlan>, new: &ExposurePlan) {
-        for r in &new.rejected {
-            if old.is_none_or(|o| o.rejected.binary_search(r).is_err()) {
-                tracing::warn!(value = %r.value, source = %r.source, reason = %r.reason, "not exposed");
-            }
+    fn log_new_rejections(delta: &PlanDelta) {
+        for r in &delta.new_rejections {
+            tracing::warn!(value = %r.value, source = %r.source, reason = %r.reason, "not exposed");
         }
     }
 
+    /// Applies the FRR block and waits for the outcome (`--once`; the daemon uses the FRR task).
     async fn frr_apply(&mut self) {
         if self.opts.dry_run {
             return;
         }
-        let vtysh = self.vtysh.clone();
-        let intent = self.intent.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            vtysh.apply_when_ready(&intent, Duration::from_secs(10))
-        })
-        .await;
+        let (vtysh, intent) = (self.vtysh.clone(), self.intent.clone());
+        let r = tokio::task::spawn_blocking(move || frr_apply_blocking(&vtysh, &intent))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        self.frr_result(r);
+    }
+
+    /// Records the outcome of an FRR apply.
+    fn frr_result(&mut self, r: FrrResult) {
         match r {
-            Ok(Ok(outcome)) => {
-                if !matches!(outcome, ovn_route_frr::ApplyOutcome::Unchanged) {
-                    tracing::info!(?outcome, "FRR block applied");
+            Ok(changed) => {
+                if changed {
                     self.metrics.frr_applied.inc();
                 }
                 self.frr_configured = true;
                 self.frr_error = None;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "FRR block not applied");
+            Err(e) => {
                 self.frr_configured = false;
-                self.frr_error = Some(e.to_string());
+                self.frr_error = Some(e);
             }
-            Err(e) => self.frr_error = Some(e.to_string()),
         }
     }
 
-    /// One pass. `full`: observe everything; else apply the difference from the last plan.
+    /// Reads the chassis' MACs of the provider bridges from the kernel.
     async fn refresh_macs(&mut self) {
         for (_, bridge) in &self.identity.bridge_mappings {
             if let Ok(Some(link)) = self.kernel.reconciler().link(bridge).await {
@@ -385,6 +426,8 @@ impl State {
         }
     }
 
+    /// One pass. `full`: rebuild the plan and observe everything; else apply the difference from
+    /// the last plan.
     async fn pass(&mut self, full: bool) -> ApplyReport {
         let t0 = Instant::now();
         let ready = self.dbs_ready();
@@ -394,6 +437,9 @@ impl State {
         self.metrics
             .frozen
             .set(i64::from(!ready && self.applied.is_some()));
+        if full {
+            self.planner.invalidate();
+        }
         let next = if ready {
             match self.compute() {
                 Ok(p) => Some(p),
@@ -406,20 +452,20 @@ impl State {
             None
         };
         let mut report = ApplyReport::default();
-        let (exposure, host, prev_host) = match (next, self.applied.take()) {
-            (Some((e, h)), prev) => {
-                self.log_new_rejections(prev.as_ref().map(|p| &p.0), &e);
-                (e, h, prev.map(|p| p.1))
+        let (host, prev_host) = match (next, self.applied.take()) {
+            (Some((delta, h)), prev) => {
+                Self::log_new_rejections(&delta);
+                (h, prev)
             }
             (None, Some(applied)) if !full => {
                 // Frozen and nothing to repair: the last plan stays as applied.
                 self.applied = Some(applied);
-                self.publish();
+                self.publish_health();
                 return report;
             }
-            (None, Some((e, h))) => {
+            (None, Some(h)) => {
                 // Frozen: re-assert the last plan (a full pass) but withdraw nothing new.
-                (e, h, None)
+                (h, None)
             }
             (None, None) => {
                 // Never planned and a database is not there: adopt what exists, touch nothing.
@@ -427,17 +473,19 @@ impl State {
             }
         };
         for p in &host.problems {
-            tracing::warn!(value = %p.value, source = %p.source, reason = %p.reason, "not wired");
+            if full || prev_host.as_ref().is_none_or(|h| !h.problems.contains(p)) {
+                tracing::warn!(value = %p.value, source = %p.source, reason = %p.reason, "not wired");
+            }
         }
         let prev = if full { None } else { prev_host.as_ref() };
         report = self.kernel.apply(prev, &host).await;
-        {
+        let next_flows = flow_plans(&host);
+        let prev_flows = prev.map(flow_plans);
+        if prev_flows.as_ref() != Some(&next_flows) {
             let flows = self.flows.clone();
-            let prev = prev.cloned();
-            let next = host.clone();
             match tokio::task::spawn_blocking(move || {
                 let mut r = ApplyReport::default();
-                flows.apply(prev.as_ref(), &next, &mut r);
+                flows.apply(prev_flows.as_ref(), &next_flows, &mut r);
                 r
             })
             .await
@@ -474,14 +522,19 @@ impl State {
             })
             .inc();
         self.metrics.reconcile_seconds.observe(dur.as_secs_f64());
-        self.metrics.exposed.clear();
+        let exposure = self.planner.plan();
+        let mut kinds: BTreeMap<_, i64> = BTreeMap::new();
         for e in exposure.exposed.values() {
+            *kinds.entry(e.kind).or_default() += 1;
+        }
+        self.metrics.exposed.clear();
+        for (kind, n) in kinds {
             self.metrics
                 .exposed
                 .get_or_create(&KindLabel {
-                    kind: e.kind.to_string(),
+                    kind: kind.to_string(),
                 })
-                .inc();
+                .set(n);
         }
         self.metrics.rejected.set(exposure.rejected.len() as i64);
         if !report.changes.is_empty() {
@@ -505,8 +558,8 @@ impl State {
             changes: report.total(),
             errors: report.errors.clone(),
         });
-        self.applied = Some((exposure, host));
-        self.publish();
+        self.applied = Some(host);
+        self.publish_health();
         report
     }
 
@@ -523,7 +576,8 @@ impl State {
         }
     }
 
-    fn publish(&self) {
+    /// The databases' state, for the metrics and the status report.
+    fn db_statuses(&self) -> Vec<DbStatus> {
         let mut dbs = vec![
             Self::db_status(
                 "ovs",
@@ -535,15 +589,26 @@ impl State {
         if let Some(sb) = &self.sb {
             dbs.push(Self::db_status("sb", sb, &self.sb_remotes));
         }
-        for d in &dbs {
+        dbs
+    }
+
+    /// Updates the databases' connection metrics.
+    fn publish_health(&self) {
+        for d in &self.db_statuses() {
             self.metrics
                 .db_connected
                 .get_or_create(&DbLabel { db: d.db.clone() })
                 .set(i64::from(d.connected && d.synced));
         }
+    }
+
+    /// The status report: what is exposed, where and why, as last applied.
+    fn report(&self) -> StatusReport {
+        let dbs = self.db_statuses();
         let mut exposed = vec![];
         let mut rejected = vec![];
-        if let Some((e, h)) = &self.applied {
+        if let Some(h) = &self.applied {
+            let e = self.planner.plan();
             let addresses =
                 self.cfg.ovn_route.advertise_method == ovn_route_config::AdvertiseMethod::Addresses;
             for x in e.exposed.values() {
@@ -581,7 +646,7 @@ impl State {
                 })
                 .collect();
         }
-        let report = StatusReport {
+        StatusReport {
             chassis: self.identity.system_id.clone(),
             hostname: self.identity.hostname.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -597,8 +662,25 @@ impl State {
                 last_error: self.frr_error.clone(),
                 peers: self.frr_peers.clone(),
             },
-        };
-        let _ = self.status_tx.send(Arc::new(report));
+        }
+    }
+}
+
+/// Applies the FRR block, waiting up to 10 s for FRR to answer; `Ok(true)` when it changed
+/// something.
+fn frr_apply_blocking(vtysh: &Vtysh, intent: &FrrIntent) -> FrrResult {
+    match vtysh.apply_when_ready(intent, Duration::from_secs(10)) {
+        Ok(outcome) => {
+            let changed = !matches!(outcome, ovn_route_frr::ApplyOutcome::Unchanged);
+            if changed {
+                tracing::info!(?outcome, "FRR block applied");
+            }
+            Ok(changed)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "FRR block not applied");
+            Err(e.to_string())
+        }
     }
 }
 
@@ -706,10 +788,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
             }
         });
     }
-    let (status_tx, status_rx) = watch::channel(Arc::new(StatusReport::default()));
+    let (status_tx, mut status_rx) = mpsc::unbounded_channel::<StatusRequest>();
     if let (Some(path), false) = (cfg.ovn_route.status_socket.clone(), opts.once) {
         tokio::spawn(async move {
-            if let Err(e) = crate::status::serve(path.clone(), status_rx).await {
+            if let Err(e) = crate::status::serve(path.clone(), status_tx).await {
                 tracing::error!(path = %path.display(), error = %e, "status socket failed");
             }
         });
@@ -739,6 +821,16 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     forward("ovs", &ovs, &tx);
     forward("nb", &nb, &tx);
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = status_rx.recv().await {
+                if tx.send(Wake::Status(r)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     if let Some(sb) = &sb {
         forward("sb", sb, &tx);
     }
@@ -746,6 +838,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     let st_cookie = cfg.ovn_route.flow_cookie;
     let exposure_cfg = exposure_config(&cfg);
     let host_cfg = host_settings(&cfg);
+    let identity_for_planner = identity.clone();
     let mut st = State {
         cfg,
         opts,
@@ -757,7 +850,6 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         sb_remotes: sb_remotes.iter().map(|r| r.to_string()).collect(),
         table_ids: tables.ours(),
         tables,
-        exposure_cfg,
         host_cfg,
         kernel,
         flows: FlowApplier {
@@ -770,13 +862,15 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         intent,
         metrics,
         applied: None,
+        planner: ExposurePlanner::new(identity_for_planner, exposure_cfg),
+        pending_nb: vec![],
+        pending_sb: vec![],
         frr_configured: false,
         location_warned: false,
         frr_error: None,
         frr_peers: vec![],
         last: None,
         started_at,
-        status_tx,
     };
 
     let db_timeout = st.cfg.default.ovsdb_connection_timeout;
@@ -878,24 +972,41 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");
     let mut full = true;
+    let mut replan = true;
     let mut frr_due = true;
-    st.publish();
+    let mut frr_running = false;
+    let mut retry_pending = false;
+    st.publish_health();
     loop {
         // Apply what the wake-ups asked for.
-        if st.dbs_ready() || st.applied.is_some() {
+        if replan && (st.dbs_ready() || st.applied.is_some()) {
             let r = st.pass(full).await;
-            full = !r.errors.is_empty();
-            if let Some((_, h)) = &st.applied {
+            replan = false;
+            full = false;
+            if !r.errors.is_empty() && !retry_pending {
+                // Try again, in full, soon (not at once: the cause may need a moment).
+                retry_pending = true;
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    let _ = tx.send(Wake::Retry);
+                });
+            }
+            if let Some(h) = &st.applied {
                 let tables: Vec<u32> = h.bridges.values().map(|b| b.routes.table).collect();
                 for t in tables {
                     spawn_watch(t, &mut watched);
                 }
             }
         }
-        if frr_due {
-            st.frr_apply().await;
+        // FRR in a task of its own: an FRR that does not answer never holds up the kernel.
+        if frr_due && !frr_running && !st.opts.dry_run {
             frr_due = false;
-            st.publish();
+            frr_running = true;
+            let (vtysh, intent, tx) = (st.vtysh.clone(), st.intent.clone(), tx.clone());
+            tokio::task::spawn_blocking(move || {
+                let _ = tx.send(Wake::FrrDone(frr_apply_blocking(&vtysh, &intent)));
+            });
         }
         let first = tokio::select! {
             w = rx.recv() => w,
@@ -919,9 +1030,31 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                         .db_connects
                         .get_or_create(&DbLabel { db: db.into() })
                         .inc();
+                    if db != "ovs" {
+                        // The replica may have been replaced: plan from every row.
+                        st.planner.invalidate();
+                        st.pending_nb.clear();
+                        st.pending_sb.clear();
+                    }
+                    replan = true;
                 }
                 Wake::Db(db, Event::Disconnected { remote, reason }) => {
                     tracing::warn!(db, %remote, %reason, "database connection lost; plan frozen until it is back");
+                    replan = true;
+                }
+                Wake::Db(db, Event::Changed(cs)) => {
+                    match db {
+                        "nb" => st.pending_nb.push(cs),
+                        "sb" => st.pending_sb.push(cs),
+                        _ => {}
+                    }
+                    if st.pending_nb.len() + st.pending_sb.len() > MAX_PENDING {
+                        // A long freeze: cheaper to plan from every row when it ends.
+                        st.planner.invalidate();
+                        st.pending_nb.clear();
+                        st.pending_sb.clear();
+                    }
+                    replan = true;
                 }
                 Wake::Db(..) => {}
                 Wake::Kernel(table, ev) => {
@@ -931,19 +1064,36 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                     if st.diverges(table, &ev) {
                         tracing::info!(table, route = %ev.key.prefix, change = ?ev.change, "our table changed under us; repairing");
                         full = true;
+                        replan = true;
                     }
                 }
                 Wake::FrrRestart => frr_due = true,
                 Wake::FrrCheck => {
                     frr_due = true;
-                    let vtysh = st.vtysh.clone();
-                    if let Ok(Ok(v)) =
-                        tokio::task::spawn_blocking(move || vtysh.bgp_summary()).await
-                    {
-                        st.frr_peers = summary_peers(&v);
-                    }
+                    let (vtysh, tx) = (st.vtysh.clone(), tx.clone());
+                    tokio::task::spawn_blocking(move || {
+                        if let Ok(v) = vtysh.bgp_summary() {
+                            let _ = tx.send(Wake::FrrPeers(summary_peers(&v)));
+                        }
+                    });
                 }
-                Wake::Full => full = true,
+                Wake::FrrDone(r) => {
+                    frr_running = false;
+                    st.frr_result(r);
+                }
+                Wake::FrrPeers(p) => st.frr_peers = p,
+                Wake::Status(reply) => {
+                    let _ = reply.send(Arc::new(st.report()));
+                }
+                Wake::Retry => {
+                    retry_pending = false;
+                    full = true;
+                    replan = true;
+                }
+                Wake::Full => {
+                    full = true;
+                    replan = true;
+                }
             }
         }
     }

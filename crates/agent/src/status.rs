@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot};
 
 /// One database connection.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -111,8 +111,15 @@ pub struct StatusReport {
     pub frr: FrrStatus,
 }
 
-/// Serves the latest report on `path` (replacing a stale socket file) until dropped.
-pub async fn serve(path: PathBuf, rx: watch::Receiver<Arc<StatusReport>>) -> std::io::Result<()> {
+/// A request for a status report: the agent answers on the channel between two passes.
+pub type StatusRequest = oneshot::Sender<Arc<StatusReport>>;
+
+/// Serves status on `path` (replacing a stale socket file) until dropped: each connection asks
+/// the agent for a fresh report through `requests`.
+pub async fn serve(
+    path: PathBuf,
+    requests: mpsc::UnboundedSender<StatusRequest>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -131,8 +138,14 @@ pub async fn serve(path: PathBuf, rx: watch::Receiver<Arc<StatusReport>>) -> std
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
     loop {
         let (mut sock, _) = listener.accept().await?;
-        let report = rx.borrow().clone();
+        let (tx, rx) = oneshot::channel();
+        if requests.send(tx).is_err() {
+            return Ok(()); // the agent is stopping
+        }
         tokio::spawn(async move {
+            let Ok(report) = rx.await else {
+                return;
+            };
             if let Ok(mut text) = serde_json::to_vec(&*report) {
                 text.push(b'\n');
                 let _ = sock.write_all(&text).await;
