@@ -1,6 +1,14 @@
 //! One JSON-RPC connection to an OVSDB server: request/response matching, notifications, `echo` both
 //! ways and the inactivity probe.
 //!
+//! The inactivity probe: after one interval without receiving anything an `echo` is sent, after two
+//! the connection is dropped. As in OVS it is off for `unix:` remotes (a local server that exits
+//! closes the socket). And it never drops a connection while a reply to one of our requests is
+//! still awaited: a busy ovsdb-server answers nothing, not even `echo`, while it computes a large
+//! reply (the initial monitor reply of a 246 MB database takes it about 10 s before the first byte).
+//! Meanwhile an `echo` still goes out every interval, so a TCP peer that is gone (reset) still fails
+//! the connection, and a server silent for 24 intervals (at least 120 s) is left even then.
+//!
 //! Two tasks and a thread per connection: the writer task sends requests; the reader task receives
 //! bytes, runs the inactivity probe and a [`FrameScanner`] (size limit, garbage, clean close), and
 //! passes the bytes on through a bounded channel to the parser thread, which deserializes each message
@@ -15,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, trace, warn};
+use tracing::{debug, info, trace, warn};
 
 use crate::framing::{FrameError, FrameScanner};
 use crate::session::MonitorMethod;
@@ -31,8 +39,13 @@ pub struct ConnectOptions {
     /// Time allowed to establish the connection.
     pub connect_timeout: Duration,
     /// After this long without receiving anything, send an `echo`; after twice this long, drop the
-    /// connection. `None` disables the probe.
+    /// connection, unless a reply to one of our requests is still due (the server is busy computing
+    /// it: the connection is kept and probed again). `None` disables the probe. Applies to `tcp:` and
+    /// `ssl:` remotes, and to `unix:` ones only with [`ConnectOptions::probe_unix`].
     pub probe_interval: Option<Duration>,
+    /// Probe `unix:` remotes too. Off by default, as in OVS: a local server that exits closes the
+    /// socket, and a busy one must not be dropped.
+    pub probe_unix: bool,
     /// Largest message accepted from the server, in bytes.
     pub max_message_size: usize,
 }
@@ -43,7 +56,19 @@ impl Default for ConnectOptions {
             ssl: None,
             connect_timeout: Duration::from_secs(10),
             probe_interval: Some(Duration::from_secs(5)),
+            probe_unix: false,
             max_message_size: 1 << 30,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The probe interval used for `remote`: none for `unix:` remotes unless
+    /// [`ConnectOptions::probe_unix`] is set.
+    pub fn probe_for(&self, remote: &Remote) -> Option<Duration> {
+        match remote {
+            Remote::Unix(_) if !self.probe_unix => None,
+            _ => self.probe_interval,
         }
     }
 }
@@ -82,15 +107,21 @@ impl Drop for Connection {
 impl Connection {
     /// Connects to `remote` and starts the reader and writer tasks. Notifications are delivered on the
     /// returned receiver; it ends when the connection closes ([`Connection::close_reason`] says why).
+    /// The inactivity probe runs as [`ConnectOptions::probe_for`] says for this remote.
     pub async fn connect(
         remote: &Remote,
         opts: &ConnectOptions,
     ) -> Result<(Connection, mpsc::UnboundedReceiver<Notification>), Error> {
         let stream = transport::connect(remote, opts.ssl.as_ref(), opts.connect_timeout).await?;
-        Ok(Self::from_stream(remote.to_string(), stream, opts))
+        let opts = ConnectOptions {
+            probe_interval: opts.probe_for(remote),
+            ..opts.clone()
+        };
+        Ok(Self::from_stream(remote.to_string(), stream, &opts))
     }
 
-    /// Wraps an already connected stream (used by tests and tools).
+    /// Wraps an already connected stream (used by tests and tools); `opts.probe_interval` applies
+    /// as given, whatever the stream is.
     pub fn from_stream(
         remote: String,
         stream: Box<dyn transport::Stream>,
@@ -169,7 +200,11 @@ impl Connection {
 
         let reader = {
             let out = out_tx.clone();
-            let probe = opts.probe_interval;
+            let probe = opts.probe_interval.map(|interval| Probe {
+                interval,
+                pending: pending.clone(),
+                remote: remote.clone(),
+            });
             let max = opts.max_message_size;
             tokio::spawn(async move {
                 let reason = read_loop(&mut rd, &chunk_tx, &out, probe, max).await;
@@ -347,39 +382,85 @@ impl stream::ByteSource for ChunkReader {
     }
 }
 
+/// How long a connection that owes us a reply may stay silent: the server may be busy computing a
+/// large reply, but a member that died mid-request must not hold the session forever (the
+/// session then fails over to another remote).
+fn busy_limit(interval: Duration) -> Duration {
+    (interval * 24).max(Duration::from_secs(120))
+}
+
+/// The inactivity probe's settings and what it needs to know about the connection.
+struct Probe {
+    interval: Duration,
+    /// Our requests; one that someone still waits for keeps a silent connection up.
+    pending: Pending,
+    remote: String,
+}
+
+impl Probe {
+    /// The method of a request of ours whose reply is due and still awaited, if any.
+    fn awaited_reply(&self) -> Option<String> {
+        self.pending
+            .lock()
+            .unwrap()
+            .values()
+            .find(|(_, tx)| !tx.is_closed())
+            .map(|(method, _)| method.clone())
+    }
+}
+
 /// Receives bytes until the connection fails and passes them to the parser; returns why it ended.
 async fn read_loop(
     rd: &mut (impl tokio::io::AsyncRead + Unpin),
     chunks: &mpsc::Sender<Vec<u8>>,
     out: &mpsc::UnboundedSender<Vec<u8>>,
-    probe: Option<Duration>,
+    probe: Option<Probe>,
     max: usize,
 ) -> String {
     let mut scanner = FrameScanner::new(max);
     let mut last_rx = Instant::now();
-    let mut probe_sent = false;
+    // Echoes sent since the last bytes arrived; the next deadline is one interval after the last.
+    let mut echoes: u32 = 0;
     loop {
         let mut buf = Vec::with_capacity(256 * 1024);
         let read = rd.read_buf(&mut buf);
-        let res = match probe {
+        let res = match &probe {
             Some(p) => {
-                let deadline = last_rx + if probe_sent { p * 2 } else { p };
+                let deadline = last_rx + p.interval * (echoes + 1);
                 match tokio::time::timeout_at(deadline.into(), read).await {
                     Ok(r) => r,
-                    Err(_) if !probe_sent => {
+                    Err(_) => {
+                        if echoes > 0 {
+                            let silent = last_rx.elapsed();
+                            let Some(method) = p.awaited_reply() else {
+                                return format!(
+                                    "no message for {:.1} s (inactivity probe)",
+                                    silent.as_secs_f64()
+                                );
+                            };
+                            // A dead cluster member also owes us replies: not forever.
+                            if silent >= busy_limit(p.interval) {
+                                return format!(
+                                    "no message for {:.1} s while the reply to {method} was due \
+                                     (inactivity probe)",
+                                    silent.as_secs_f64()
+                                );
+                            }
+                            // The server owes us a reply and is busy computing it (ovsdb-server
+                            // answers nothing meanwhile, not even echo): keep waiting.
+                            if echoes == 1 {
+                                info!(remote = %p.remote, method = %method,
+                                    silent_s = last_rx.elapsed().as_secs(),
+                                    "server silent while a reply is due; waiting for it");
+                            }
+                        }
                         let echo = serde_json::to_vec(
                             &serde_json::json!({"id": "echo", "method": "echo", "params": []}),
                         )
                         .unwrap();
                         let _ = out.send(echo);
-                        probe_sent = true;
+                        echoes = echoes.saturating_add(1);
                         continue;
-                    }
-                    Err(_) => {
-                        return format!(
-                            "no message for {:.1} s (inactivity probe)",
-                            (p * 2).as_secs_f64()
-                        )
                     }
                 }
             }
@@ -395,7 +476,7 @@ async fn read_loop(
             }
             Ok(_) => {
                 last_rx = Instant::now();
-                probe_sent = false;
+                echoes = 0;
             }
             Err(e) => return format!("read failed: {}", transport::describe_io_error(&e)),
         }

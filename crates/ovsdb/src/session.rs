@@ -73,7 +73,8 @@ pub struct SessionConfig {
     pub database: String,
     /// What to replicate; empty: every table and column.
     pub tables: Vec<TableSelect>,
-    /// Connection settings.
+    /// Connection settings: TLS, limits and the inactivity probe (off for `unix:` remotes unless
+    /// `probe_unix`; never drops a connection while a reply is due, e.g. the initial monitor reply).
     pub connect: ConnectOptions,
     /// First reconnect delay.
     pub backoff_min: Duration,
