@@ -301,6 +301,26 @@ impl ExposureLab {
         s
     }
 
+    /// [`ExposureLab::agent_config`] without a Southbound database: no `ovn_sb_connection`, and
+    /// `southbound = off` so that the agent does not take ovn-controller's `ovn-remote` either
+    /// (port locations then come from the Northbound only).
+    pub fn agent_config_without_sb(
+        &self,
+        i: usize,
+        extra_default: &str,
+        extra_ovn_route: &str,
+    ) -> String {
+        let extra = format!("southbound = off\n{extra_ovn_route}");
+        let mut s: String = self
+            .agent_config(i, extra_default, &extra)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("ovn_sb_connection"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        s.push('\n');
+        s
+    }
+
     /// Starts `binary agent --config ...` in chassis `i`'s namespace with `config` (see
     /// [`ExposureLab::agent_config`]).
     pub fn start_agent(&mut self, i: usize, binary: &Path, config: &str) -> Result<()> {
