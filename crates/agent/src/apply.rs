@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use ovn_route_config::VrfMode;
 use ovn_route_kernel::{
     diff, diff_rules, DesiredAddresses, DesiredNeighbours, DesiredRoutes, DesiredRules, Neighbour,
-    ReconcileStats, Reconciler, Route,
+    ReconcileStats, Reconciler,
 };
 use ovn_route_ovs::{DesiredFlows, Flow, Ofctl};
 
@@ -183,11 +183,10 @@ impl KernelApplier {
     ) {
         let result = match prev {
             Some(prev) if !self.s.dry_run => {
-                if prev == next {
+                let d = next.diff_from(prev);
+                if d.is_empty() {
                     return;
                 }
-                let old: Vec<Route> = prev.routes().cloned().collect();
-                let d = diff(next, &old);
                 self.rec
                     .apply(next.table, next.protocol, &d, &BTreeSet::new())
                     .await

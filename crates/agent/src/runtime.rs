@@ -143,7 +143,12 @@ fn ssl(
 
 fn start_session(remotes: Vec<Remote>, db: &str, ssl: Option<SslConfig>) -> Session {
     let mut cfg = SessionConfig::new(remotes, db);
-    cfg.tables = ovn_model::tables_for(db).unwrap_or_default();
+    // The NB and SB: only what the planner reads.
+    cfg.tables = match db {
+        "OVN_Northbound" => ovn_route_plan::exposure::nb_tables(),
+        "OVN_Southbound" => ovn_route_plan::exposure::sb_tables(),
+        _ => ovn_model::tables_for(db).unwrap_or_default(),
+    };
     cfg.connect.ssl = ssl;
     Session::start(cfg)
 }
@@ -478,7 +483,12 @@ impl State {
             }
         }
         let prev = if full { None } else { prev_host.as_ref() };
+        let t_kernel = Instant::now();
         report = self.kernel.apply(prev, &host).await;
+        tracing::debug!(
+            kernel_ms = t_kernel.elapsed().as_secs_f64() * 1e3,
+            "kernel applied"
+        );
         let next_flows = flow_plans(&host);
         let prev_flows = prev.map(flow_plans);
         if prev_flows.as_ref() != Some(&next_flows) {
@@ -674,6 +684,16 @@ fn frr_apply_blocking(vtysh: &Vtysh, intent: &FrrIntent) -> FrrResult {
             let changed = !matches!(outcome, ovn_route_frr::ApplyOutcome::Unchanged);
             if changed {
                 tracing::info!(?outcome, "FRR block applied");
+                // Said at each (re)apply, i.e. at start and after each FRR restart.
+                match vtysh.hitless_restart_gaps(intent.asn) {
+                    Ok(gaps) if !gaps.is_empty() => tracing::warn!(
+                        missing = ?gaps,
+                        "FRR restarts will withdraw routes at the peers: add these lines to \
+                         `router bgp {}` (docs/frr.md)",
+                        intent.asn
+                    ),
+                    _ => {}
+                }
             }
             Ok(changed)
         }

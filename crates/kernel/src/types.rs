@@ -314,6 +314,48 @@ impl DesiredRoutes {
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
+
+    /// What turns `prev` (routes applied earlier, trusted to be in the kernel) into `self`: one
+    /// ordered walk over both, nothing cloned but the routes that change.
+    pub fn diff_from(&self, prev: &DesiredRoutes) -> RouteDiff {
+        use std::cmp::Ordering;
+        let mut out = RouteDiff::default();
+        let mut old = prev.routes.iter().peekable();
+        let mut new = self.routes.iter().peekable();
+        loop {
+            match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some((_, o)), None) => {
+                    out.to_delete.push((*o).clone());
+                    old.next();
+                }
+                (None, Some((_, n))) => {
+                    out.to_add.push((*n).clone());
+                    new.next();
+                }
+                (Some((ko, o)), Some((kn, n))) => match ko.cmp(kn) {
+                    Ordering::Less => {
+                        out.to_delete.push((*o).clone());
+                        old.next();
+                    }
+                    Ordering::Greater => {
+                        out.to_add.push((*n).clone());
+                        new.next();
+                    }
+                    Ordering::Equal => {
+                        if o == n {
+                            out.unchanged += 1;
+                        } else {
+                            out.to_replace.push((*n).clone());
+                        }
+                        old.next();
+                        new.next();
+                    }
+                },
+            }
+        }
+        out
+    }
 }
 
 impl Extend<Route> for DesiredRoutes {

@@ -20,7 +20,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use ovsdb::Replica;
+use ovsdb::{Replica, TableSelect};
 
 use crate::ChassisIdentity;
 
@@ -154,6 +154,76 @@ impl ExposurePlan {
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Exposure> {
         self.exposed.values().filter(move |e| e.kind == kind)
     }
+}
+
+/// The Northbound tables and columns the planner reads (what the agent monitors: nothing else,
+/// which halves the initial download of a Neutron NB, whose `external_ids` are large).
+pub fn nb_tables() -> Vec<TableSelect> {
+    select(&[
+        ("Logical_Switch", &["ports"]),
+        (
+            "Logical_Switch_Port",
+            &[
+                "name",
+                "type",
+                "addresses",
+                "dynamic_addresses",
+                "options",
+                "enabled",
+            ],
+        ),
+        (
+            "Logical_Router",
+            &[
+                "name",
+                "ports",
+                "nat",
+                "load_balancer",
+                "options",
+                "enabled",
+            ],
+        ),
+        (
+            "Logical_Router_Port",
+            &[
+                "name",
+                "mac",
+                "networks",
+                "gateway_chassis",
+                "ha_chassis_group",
+                "peer",
+                "options",
+                "external_ids",
+                "status",
+            ],
+        ),
+        (
+            "NAT",
+            &[
+                "type",
+                "external_ip",
+                "external_mac",
+                "logical_ip",
+                "logical_port",
+            ],
+        ),
+        ("Load_Balancer", &["name", "vips", "external_ids"]),
+    ])
+}
+
+/// The Southbound tables and columns the planner reads.
+pub fn sb_tables() -> Vec<TableSelect> {
+    select(&[
+        ("Chassis", &["name"]),
+        ("Port_Binding", &["logical_port", "chassis"]),
+    ])
+}
+
+fn select(tables: &[(&str, &[&str])]) -> Vec<TableSelect> {
+    tables
+        .iter()
+        .map(|(t, cols)| TableSelect::columns(t, cols))
+        .collect()
 }
 
 /// Computes the exposure plan of chassis `me` from scratch (an [`ExposurePlanner`] keeps it up to
