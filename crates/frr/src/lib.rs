@@ -23,6 +23,6 @@ pub use intent::{
     is_frr_route_protocol, render, unrender, AddressFamilies, ExposeMode, FrrIntent,
     MAX_IMPORT_TABLE,
 };
-pub use running::{missing_lines, RunningConfig};
+pub use running::{missing_lines, RunningConfig, HITLESS_COALESCE_TIME_MS};
 pub use vtysh::{ApplyOutcome, Vtysh, DEFAULT_SOCKET_DIR, VTYSH_TIMEOUT};
 pub use watch::{FrrEvent, FrrWatcher, WatchOptions};

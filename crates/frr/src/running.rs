@@ -75,6 +75,38 @@ impl RunningConfig {
     }
 }
 
+/// The `coalesce-time` (milliseconds) that docs/frr.md recommends: the restarted bgpd sends its
+/// first updates and End-of-RIB that long after a session comes up, by when the agent's block is
+/// back (the acceptance asks for 5 s).
+pub const HITLESS_COALESCE_TIME_MS: u64 = 5000;
+
+impl RunningConfig {
+    /// What the default instance `router bgp ASN` lacks of the settings that make an FRR restart
+    /// withdraw nothing at the peers (docs/frr.md, "FRR restarts without a withdrawal"): each
+    /// missing line as it should be written; empty when all are there.
+    pub fn hitless_restart_gaps(&self, asn: u32) -> Vec<String> {
+        let header = format!("router bgp {asn}");
+        let mut out: Vec<String> = [
+            "bgp graceful-restart",
+            "bgp graceful-restart preserve-fw-state",
+        ]
+        .into_iter()
+        .filter(|l| !self.has(Some(&header), None, l))
+        .map(str::to_string)
+        .collect();
+        let coalesce = self.entries.iter().find_map(|(b, a, l)| {
+            (b.as_deref() == Some(header.as_str()) && a.is_none())
+                .then(|| l.strip_prefix("coalesce-time "))
+                .flatten()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        });
+        if coalesce.is_none_or(|ms| ms < HITLESS_COALESCE_TIME_MS) {
+            out.push(format!("coalesce-time {HITLESS_COALESCE_TIME_MS}"));
+        }
+        out
+    }
+}
+
 fn is_block_header(line: &str) -> bool {
     [
         "router ",
@@ -196,6 +228,30 @@ end
         ));
         assert!(rc.has_block("router bgp 65001 vrf bgp-vrf"));
         assert_eq!(rc.router_id("router bgp 65001").as_deref(), Some("1.1.1.1"));
+    }
+
+    #[test]
+    fn hitless_restart_settings() {
+        let rc = RunningConfig::parse(RUNNING);
+        assert_eq!(
+            rc.hitless_restart_gaps(65001),
+            [
+                "bgp graceful-restart",
+                "bgp graceful-restart preserve-fw-state",
+                "coalesce-time 5000"
+            ]
+        );
+        let with = RUNNING.replace(
+            " bgp router-id 1.1.1.1\n neighbor",
+            " bgp router-id 1.1.1.1\n coalesce-time 4000\n bgp graceful-restart\n \
+             bgp graceful-restart preserve-fw-state\n neighbor",
+        );
+        let rc = RunningConfig::parse(&with);
+        assert_eq!(rc.hitless_restart_gaps(65001), ["coalesce-time 5000"]);
+        let rc = RunningConfig::parse(&with.replace("coalesce-time 4000", "coalesce-time 5000"));
+        assert!(rc.hitless_restart_gaps(65001).is_empty());
+        // Only the default instance counts.
+        assert_eq!(rc.hitless_restart_gaps(65002).len(), 3);
     }
 
     #[test]

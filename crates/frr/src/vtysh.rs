@@ -144,6 +144,12 @@ impl Vtysh {
             .and_then(|s| s.parse().ok()))
     }
 
+    /// What the default instance `router bgp ASN` lacks of the settings that make an FRR restart
+    /// hitless ([`RunningConfig::hitless_restart_gaps`]; the operator's to add, never ovn-route's).
+    pub fn hitless_restart_gaps(&self, asn: u32) -> Result<Vec<String>> {
+        Ok(self.running_config()?.hitless_restart_gaps(asn))
+    }
+
     /// Installs ovn-route's block for `intent` (see [`render`]), idempotently: reads the running
     /// configuration first and sends nothing when the block is already in place. A VRF intent
     /// without a router id takes the default instance's ([`Vtysh::router_id`]). Checks the result

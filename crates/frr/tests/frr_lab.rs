@@ -122,6 +122,31 @@ fn table_mode_end_to_end_idempotent_and_reapplied_after_restart() {
         after.contains("neighbor 192.0.2.2 remote-as 65002"),
         "{after}"
     );
+
+    // r1's frr.conf lacks the settings for hitless restarts (docs/frr.md); with them (as FRR
+    // 8.4 prints them in its running configuration) nothing is reported.
+    assert_eq!(
+        vtysh.hitless_restart_gaps(65001).unwrap(),
+        [
+            "bgp graceful-restart",
+            "bgp graceful-restart preserve-fw-state",
+            "coalesce-time 5000"
+        ]
+    );
+    vtysh
+        .run(&[
+            "configure terminal",
+            "router bgp 65001",
+            "bgp graceful-restart",
+            "bgp graceful-restart preserve-fw-state",
+            "coalesce-time 5000",
+            "end",
+        ])
+        .unwrap();
+    assert_eq!(
+        vtysh.hitless_restart_gaps(65001).unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

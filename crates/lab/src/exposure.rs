@@ -251,9 +251,14 @@ impl ExposureLab {
                 &format!("to-{}", c.name()),
                 &format!("{upstream_address}/30"),
             )?;
+            // The operator's FRR as docs/frr.md recommends: an FRR restart withdraws nothing
+            // upstream (the F bit keeps the stale routes past the new session's OPEN; the
+            // initial updates and End-of-RIB wait 5 s, by when the agent's block is back).
             let conf = BgpConfig::new(CHASSIS_AS, &address)
                 .neighbor(&upstream_address, UPSTREAM_AS)
-                .line("bgp graceful-restart");
+                .line("bgp graceful-restart")
+                .line("bgp graceful-restart preserve-fw-state")
+                .line("coalesce-time 5000");
             let frr = FrrRouter::start_in(Netns::shared(ns), c.name(), &conf.render())?;
             bgp.push(ChassisBgp {
                 frr,
