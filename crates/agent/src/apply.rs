@@ -410,6 +410,8 @@ pub struct BridgeFlows {
     pub flows: BTreeSet<Flow>,
     /// Whether anything is exposed through the bridge.
     pub in_use: bool,
+    /// Whether Open vSwitch has the bridge.
+    pub in_ovs: bool,
 }
 
 /// The flows of every bridge of `plan`.
@@ -422,6 +424,7 @@ pub fn flow_plans(plan: &HostPlan) -> BTreeMap<String, BridgeFlows> {
                 BridgeFlows {
                     flows: b.flows.clone(),
                     in_use: b.in_use,
+                    in_ovs: b.in_ovs,
                 },
             )
         })
@@ -441,8 +444,11 @@ impl FlowApplier {
             if old.is_some_and(|o| o.flows == bp.flows) {
                 continue;
             }
-            // A bridge we never used and do not use: nothing of ours can be there.
-            if bp.flows.is_empty() && !bp.in_use && old.is_some_and(|o| o.flows.is_empty()) {
+            // A bridge we never used and do not use: nothing of ours can be there. Nor on a bridge
+            // Open vSwitch does not have (a kernel bridge): nothing to ask ovs-ofctl.
+            if !bp.in_ovs
+                || (bp.flows.is_empty() && !bp.in_use && old.is_some_and(|o| o.flows.is_empty()))
+            {
                 continue;
             }
             let desired = DesiredFlows::new(name, self.cookie).with(bp.flows.iter().cloned());

@@ -68,6 +68,7 @@ pub fn bridge_facts(ovs: &Replica, bridges: &[String]) -> BTreeMap<String, Bridg
                 }
             }
             f.patch_ports = patches;
+            f.in_ovs = true;
         }
         out.insert(name.clone(), f);
     }

@@ -51,6 +51,8 @@ pub struct BridgeFacts {
     pub mac: Option<[u8; 6]>,
     /// OpenFlow port numbers of OVN's patch ports on it (created by ovn-controller).
     pub patch_ports: BTreeSet<u16>,
+    /// Whether Open vSwitch has it (a bridge it does not have gets no flows, and no attempt).
+    pub in_ovs: bool,
 }
 
 /// The state wanted on one provider bridge.
@@ -68,6 +70,8 @@ pub struct BridgePlan {
     pub flows: BTreeSet<Flow>,
     /// Whether anything is exposed through this bridge (proxy_arp/proxy_ndp are enabled then).
     pub in_use: bool,
+    /// Whether Open vSwitch has the bridge (else its flows are not looked at).
+    pub in_ovs: bool,
 }
 
 /// How exposed prefixes are handed to FRR.
@@ -167,6 +171,7 @@ pub fn plan_host(
                     proxy_ndp: BTreeSet::new(),
                     flows: BTreeSet::new(),
                     in_use: false,
+                    in_ovs: f.in_ovs,
                 },
             )
         })
@@ -319,6 +324,7 @@ mod tests {
                 table: 200,
                 mac: Some([2, 0, 0, 0, 0, 1]),
                 patch_ports: [3].into(),
+                in_ovs: true,
             },
         );
         m.insert(
