@@ -556,3 +556,56 @@ fn exposure_no_flap_foreign_objects_and_bad_values() {
         x.agent(i).check_alive().unwrap();
     }
 }
+
+#[test]
+fn exposure_tenant_host_method_and_bad_networks() {
+    if skip_unless_root("exposure_tenant_host_method_and_bad_networks") {
+        return;
+    }
+    let mut x = ExposureLab::start().expect("lab");
+    for i in 0..2 {
+        let cfg = x.agent_config(i, "", "").replace(
+            "advertisement_method_tenant_networks = subnet",
+            "advertisement_method_tenant_networks = host",
+        );
+        x.start_agent(i, bin(), &cfg).unwrap();
+    }
+    // Tenant VMs one by one, through the gateway's chassis (hv1), wherever the VMs run; never
+    // the subnet.
+    for p in ["10.0.0.11", "10.0.0.12", "172.16.0.1", "172.16.0.200"] {
+        check!(x, x.wait_upstream_via(p, 0, WAIT));
+    }
+    let routes = x.upstream_bgp_routes().unwrap();
+    assert!(routes.iter().all(|(p, _)| p != "10.0.0.0/24"), "{routes:?}");
+    // A new tenant VM appears; a deleted one goes.
+    x.lab
+        .add_vif_port("private", "vm3", "00:00:00:00:00:03 10.0.0.13", "hv2")
+        .unwrap();
+    check!(x, x.wait_upstream_via("10.0.0.13", 0, WAIT));
+    x.lab.nbctl(&["lsp-del", "vm3"]).unwrap();
+    check!(x, x.wait_upstream_gone("10.0.0.13", WAIT));
+
+    // A malformed tenant network is refused (status names the row), the others stay.
+    x.lab
+        .nbctl(&[
+            "set",
+            "Logical_Router_Port",
+            "lrp-priv",
+            "networks=\"10.0.0.1/24\",\"fd00::1/64\",\"10.0.9.1/33\"",
+        ])
+        .unwrap();
+    wait_status(&x, 0, "the bad network to be refused", |v| {
+        v["rejected"].as_array().is_some_and(|r| {
+            r.iter().any(|e| {
+                e["value"] == "10.0.9.1/33"
+                    && e["source"].as_str().is_some_and(|s| s.contains("lrp-priv"))
+            })
+        })
+    });
+    for p in ["10.0.0.11", "10.0.0.12"] {
+        check!(x, x.wait_upstream_via(p, 0, WAIT));
+    }
+    for i in 0..2 {
+        x.agent(i).check_alive().unwrap();
+    }
+}
