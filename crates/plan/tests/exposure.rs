@@ -11,7 +11,7 @@ use ovsdb::Replica;
 use serde_json::{json, Map, Value as Json};
 
 mod common;
-use common::{nb_schema, sb_schema};
+use common::{kv, nb_schema, refs, sb_schema, set};
 
 /// Builds rows as `update2` inserts.
 #[derive(Default)]
@@ -19,22 +19,6 @@ struct Fx {
     nb: Map<String, Json>,
     sb: Map<String, Json>,
     n: u32,
-}
-
-fn kv(pairs: &[(&str, &str)]) -> Json {
-    json!([
-        "map",
-        pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()
-    ])
-}
-fn refs(u: &[String]) -> Json {
-    json!([
-        "set",
-        u.iter().map(|u| json!(["uuid", u])).collect::<Vec<_>>()
-    ])
-}
-fn set(s: &[&str]) -> Json {
-    json!(["set", s])
 }
 
 impl Fx {

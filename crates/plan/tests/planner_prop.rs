@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value as Json};
 
 mod common;
-use common::{nb_schema, sb_schema};
+use common::{kv, nb_schema, refs, sb_schema, set as strs};
 
 const SWITCHES: usize = 5; // 0, 1: provider candidates; 2..5: tenant
 const VMS: usize = 8;
@@ -48,21 +48,6 @@ const CHASSIS: &[&str] = &["hv1", "hv2", ""];
 fn uuid(kind: u32, i: usize) -> String {
     format!("{kind:08x}-0000-0000-0000-{i:012}")
 }
-fn kv(pairs: &[(&str, String)]) -> Json {
-    json!([
-        "map",
-        pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()
-    ])
-}
-fn refs(u: &[String]) -> Json {
-    json!([
-        "set",
-        u.iter().map(|u| json!(["uuid", u])).collect::<Vec<_>>()
-    ])
-}
-fn strs(s: &[&str]) -> Json {
-    json!(["set", s])
-}
 fn opt_str(s: Option<String>) -> Json {
     json!(["set", s.into_iter().collect::<Vec<_>>()])
 }
@@ -90,7 +75,7 @@ fn world(p: &[u8]) -> (World, World) {
             "Logical_Switch_Port",
             u.clone(),
             json!({"name": format!("ln{s}"), "type": "localnet",
-            "addresses": strs(&["unknown"]), "options": kv(&[("network_name", net.into())])}),
+            "addresses": strs(&["unknown"]), "options": kv(&[("network_name", net.to_string())])}),
         );
         ports[s].push(u);
     }
@@ -144,7 +129,7 @@ fn world(p: &[u8]) -> (World, World) {
             let gw = format!("lrp-gw{r}");
             let mut row = json!({"name": gw, "mac": format!("00:00:00:00:ff:{r:02}"),
                 "networks": strs(&[&format!("172.16.0.{}/24", 1 + r), &format!("2001:db8:{r}::1/64")]),
-                "gateway_chassis": ["set", []], "options": kv(&[])});
+                "gateway_chassis": ["set", []], "options": kv::<&str>(&[])});
             match q[2] % 3 {
                 0 => row["gateway_chassis"] = refs(&[uuid(5, r)]),
                 1 => lr_opts.push(("chassis", "hv1".to_string())),
@@ -152,9 +137,9 @@ fn world(p: &[u8]) -> (World, World) {
             }
             let host = chassis(q[3]);
             row["status"] = if host.is_empty() {
-                kv(&[])
+                kv::<&str>(&[])
             } else {
-                kv(&[("hosting-chassis", host.into())])
+                kv(&[("hosting-chassis", host.to_string())])
             };
             put(&mut nb, "Logical_Router_Port", uuid(6, r), row);
             lr_ports.push(uuid(6, r));
@@ -211,7 +196,7 @@ fn world(p: &[u8]) -> (World, World) {
                     "logical_port": opt_str(None), "external_mac": opt_str(None)}),
                 2 => json!({"type": "dnat_and_snat", "external_ip": ext, "logical_ip": "10.0.1.5",
                     "logical_port": opt_str(Some(format!("vm{vm}"))),
-                    "external_mac": opt_str(Some("00:00:00:00:0f:01".into()))}),
+                    "external_mac": opt_str(Some("00:00:00:00:0f:01".to_string()))}),
                 _ => {
                     json!({"type": "snat", "external_ip": ext, "logical_ip": format!("10.0.{}.0/24", r + 1),
                     "logical_port": opt_str(None), "external_mac": opt_str(None)})
@@ -224,9 +209,9 @@ fn world(p: &[u8]) -> (World, World) {
         let mut lbs = vec![];
         if !q[9].is_multiple_of(3) {
             let vips = if q[9] % 3 == 1 {
-                kv(&[("172.16.0.200:80", "10.0.1.5:80".into())])
+                kv(&[("172.16.0.200:80", "10.0.1.5:80".to_string())])
             } else {
-                kv(&[("[2001:db8::200]:80", "[fd00::11]:80".into())])
+                kv(&[("[2001:db8::200]:80", "[fd00::11]:80".to_string())])
             };
             let u = uuid(12, r);
             put(
@@ -234,7 +219,7 @@ fn world(p: &[u8]) -> (World, World) {
                 "Load_Balancer",
                 u.clone(),
                 json!({"name": format!("lb{r}"), "vips": vips,
-                "external_ids": kv(&[("neutron:vip_fip", "172.16.0.201".into())])}),
+                "external_ids": kv(&[("neutron:vip_fip", "172.16.0.201".to_string())])}),
             );
             lbs.push(u);
         }
@@ -370,9 +355,9 @@ fn default_like(v: &Json) -> Json {
 
 fn me() -> ChassisIdentity {
     ChassisIdentity {
-        system_id: "hv1".into(),
-        hostname: Some("host1".into()),
-        bridge_mappings: vec![("physnet1".into(), "br-ex".into())],
+        system_id: "hv1".to_string(),
+        hostname: Some("host1".to_string()),
+        bridge_mappings: vec![("physnet1".to_string(), "br-ex".to_string())],
     }
 }
 

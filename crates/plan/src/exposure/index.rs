@@ -22,6 +22,14 @@ pub(super) enum Dep {
     LrpSwitch(String),
 }
 
+/// Which rows say where a logical port is: router ports (`hosting-chassis`, without SB) or SB
+/// port bindings.
+#[derive(Debug, Clone, Copy)]
+enum Located {
+    RouterPort,
+    Binding,
+}
+
 /// What the index remembers of one switch port.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct PortFacts {
@@ -324,10 +332,19 @@ impl Index {
                     .is_some_and(|c| self.names.iter().any(|n| n == c))
             })
             .map(|lrp| lrp.name().to_string());
-        let old = self.lrp_here.remove(&u);
+        self.locate(Located::RouterPort, u, new, t);
+    }
+
+    /// Row `u` (of the kind `which`) now puts logical port `new` here, or nothing.
+    fn locate(&mut self, which: Located, u: Uuid, new: Option<String>, t: &mut Touched) {
+        let map = match which {
+            Located::RouterPort => &mut self.lrp_here,
+            Located::Binding => &mut self.binding_here,
+        };
+        let old = map.remove(&u);
         if old == new {
             if let Some(n) = new {
-                self.lrp_here.insert(u, n);
+                map.insert(u, n);
             }
             return;
         }
@@ -336,7 +353,10 @@ impl Index {
         }
         if let Some(n) = new {
             self.bind(&n, t);
-            self.lrp_here.insert(u, n);
+            match which {
+                Located::RouterPort => self.lrp_here.insert(u, n),
+                Located::Binding => self.binding_here.insert(u, n),
+            };
         }
     }
 
@@ -350,20 +370,7 @@ impl Index {
         let new = PortBinding::get(sb, &u)
             .filter(|pb| pb.chassis().is_some_and(|c| self.mine.contains(&c)))
             .map(|pb| pb.logical_port().to_string());
-        let old = self.binding_here.remove(&u);
-        if old == new {
-            if let Some(n) = new {
-                self.binding_here.insert(u, n);
-            }
-            return;
-        }
-        if let Some(n) = old {
-            self.unbind(&n, t);
-        }
-        if let Some(n) = new {
-            self.bind(&n, t);
-            self.binding_here.insert(u, n);
-        }
+        self.locate(Located::Binding, u, new, t);
     }
 }
 

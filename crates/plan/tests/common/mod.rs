@@ -59,3 +59,27 @@ pub fn sb_schema() -> DatabaseSchema {
     }}))
     .unwrap()
 }
+
+/// An OVSDB map value.
+pub fn kv<V: AsRef<str>>(pairs: &[(&str, V)]) -> Json {
+    json!([
+        "map",
+        pairs
+            .iter()
+            .map(|(k, v)| json!([k, v.as_ref()]))
+            .collect::<Vec<_>>()
+    ])
+}
+
+/// An OVSDB set of UUID references.
+pub fn refs(u: &[String]) -> Json {
+    json!([
+        "set",
+        u.iter().map(|u| json!(["uuid", u])).collect::<Vec<_>>()
+    ])
+}
+
+/// An OVSDB set of strings.
+pub fn set(s: &[&str]) -> Json {
+    json!(["set", s])
+}
