@@ -1,46 +1,13 @@
 //! Acceptance of the exposure agent (issue 3) on the lab: real OVN, OVS and FRR; the upstream
 //! router's view is the truth. Host tier: `vrf_mode = none` (this kernel has no VRF), IPv4.
 
-use std::path::Path;
 use std::time::Duration;
 
 use ovn_route_lab::{skip_unless_root, ExposureLab};
 
-const WAIT: Duration = Duration::from_secs(45);
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_ovn-route"))
-}
-
-fn dump(x: &mut ExposureLab) -> String {
-    let mut s = String::new();
-    for i in 0..2 {
-        if let Some(a) = x.agents[i].as_mut() {
-            s.push_str(&format!("--- agent {i} log:\n{}\n", a.log_tail(60)));
-        }
-        let ns = x.lab.chassis(i).netns();
-        s.push_str(&format!(
-            "--- hv{} table 10:\n{}\n--- rules:\n{}\n",
-            i + 1,
-            ns.ip(&["route", "show", "table", "10"]).unwrap_or_default(),
-            ns.ip(&["rule"]).unwrap_or_default()
-        ));
-    }
-    s.push_str(&format!(
-        "--- upstream:\n{}\n",
-        x.upstream_bgp_table().unwrap_or_default()
-    ));
-    s
-}
-
-macro_rules! check {
-    ($x:expr, $e:expr) => {
-        if let Err(err) = $e {
-            let d = dump(&mut $x);
-            panic!("{err}\n{d}");
-        }
-    };
-}
+#[macro_use]
+mod common;
+use common::{bin, dump, status, wait_status, WAIT};
 
 #[test]
 fn exposure_end_to_end_moves_and_withdrawals() {
@@ -180,41 +147,6 @@ fn exposure_end_to_end_moves_and_withdrawals() {
 }
 
 /// The agent's status report from its socket.
-fn try_status(x: &ExposureLab, i: usize) -> Result<serde_json::Value, String> {
-    let sock = x.agent_dir(i).join("status.sock");
-    let out = std::process::Command::new(bin())
-        .args(["status", "--json", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
-}
-
-fn status(x: &ExposureLab, i: usize) -> serde_json::Value {
-    try_status(x, i).unwrap_or_else(|e| panic!("ovn-route status: {e}"))
-}
-
-/// Waits until the agent's status satisfies `f`.
-fn wait_status(x: &ExposureLab, i: usize, what: &str, f: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        match try_status(x, i) {
-            Ok(v) if f(&v) => return,
-            Ok(v) if std::time::Instant::now() > deadline => {
-                panic!("timed out waiting for {what}; status: {v:#}")
-            }
-            Err(e) if std::time::Instant::now() > deadline => {
-                panic!("timed out waiting for {what}: {e}")
-            }
-            _ => {}
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Polls the upstream kernel routes to `prefixes` while `during` runs; returns the prefixes that
 /// were missing at some point.
 fn missing_during(ns: String, prefixes: &[&str], during: impl FnOnce()) -> Vec<String> {

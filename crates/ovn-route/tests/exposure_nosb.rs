@@ -9,79 +9,15 @@
 //! - With the NB converted to the 23.03 schema plus `Logical_Router_Port.status` and the test
 //!   writing `status:hosting-chassis` (as northd 23.09 would), those follow hosting-chassis.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use ovn_route_lab::{skip_unless_root, ExposureLab};
+
+#[macro_use]
+mod common;
+use common::{bin, dump, try_status, wait_status, WAIT};
 use serde_json::{json, Value as Json};
-
-const WAIT: Duration = Duration::from_secs(45);
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_ovn-route"))
-}
-
-fn dump(x: &mut ExposureLab) -> String {
-    let mut s = String::new();
-    for i in 0..2 {
-        if let Some(a) = x.agents[i].as_mut() {
-            s.push_str(&format!("--- agent {i} log:\n{}\n", a.log_tail(60)));
-        }
-        let ns = x.lab.chassis(i).netns();
-        s.push_str(&format!(
-            "--- hv{} table 10:\n{}\n",
-            i + 1,
-            ns.ip(&["route", "show", "table", "10"]).unwrap_or_default(),
-        ));
-    }
-    s.push_str(&format!(
-        "--- upstream:\n{}\n",
-        x.upstream_bgp_table().unwrap_or_default()
-    ));
-    s
-}
-
-macro_rules! check {
-    ($x:expr, $e:expr) => {
-        if let Err(err) = $e {
-            let d = dump(&mut $x);
-            panic!("{err}\n{d}");
-        }
-    };
-}
-
-/// The agent's status report from its socket.
-fn try_status(x: &ExposureLab, i: usize) -> Result<Json, String> {
-    let sock = x.agent_dir(i).join("status.sock");
-    let out = Command::new(bin())
-        .args(["status", "--json", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
-}
-
-/// Waits until the agent's status satisfies `f`; returns it.
-fn wait_status(x: &ExposureLab, i: usize, what: &str, f: impl Fn(&Json) -> bool) -> Json {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        match try_status(x, i) {
-            Ok(v) if f(&v) => return v,
-            Ok(v) if std::time::Instant::now() > deadline => {
-                panic!("timed out waiting for {what}; status: {v:#}")
-            }
-            Err(e) if std::time::Instant::now() > deadline => {
-                panic!("timed out waiting for {what}: {e}")
-            }
-            _ => {}
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// The prefixes the agent's status says it exposes, sorted.
 fn exposed(st: &Json) -> Vec<String> {
