@@ -155,6 +155,9 @@ pub async fn serve(
     }
 }
 
+/// How long `ovn-route status` waits for the agent's answer.
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Reads one report from an agent's status socket.
 pub async fn fetch(path: &Path) -> std::io::Result<StatusReport> {
     let mut sock = UnixStream::connect(path).await.map_err(|e| {
@@ -167,7 +170,19 @@ pub async fn fetch(path: &Path) -> std::io::Result<StatusReport> {
         )
     })?;
     let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await?;
+    // The agent answers between two passes; a pass takes milliseconds to seconds.
+    tokio::time::timeout(FETCH_TIMEOUT, sock.read_to_end(&mut buf))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "{}: the agent did not answer within {} s (is it stuck? see its log)",
+                    path.display(),
+                    FETCH_TIMEOUT.as_secs()
+                ),
+            )
+        })??;
     serde_json::from_slice(&buf).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,

@@ -68,6 +68,7 @@ mod chassis;
 mod cleanup;
 mod error;
 mod exposure;
+pub mod exposure_vrf;
 mod frr;
 mod lab;
 mod netns;

@@ -38,6 +38,7 @@ pub fn dump(x: &mut ExposureLab) -> String {
 }
 
 /// Panics with the lab's state when `$e` is an error.
+#[allow(unused_macros)]
 macro_rules! check {
     ($x:expr, $e:expr) => {
         if let Err(err) = $e {
