@@ -413,7 +413,12 @@ impl ExposureLab {
 
     /// The upstream BGP routes: prefix -> (next hop, "uptime" text), from `show ip bgp json`.
     pub fn upstream_bgp_routes(&self) -> Result<Vec<(String, String)>> {
-        let out = self.upstream.vtysh(&["show ip bgp json"])?;
+        self.upstream_best_paths("show ip bgp json")
+    }
+
+    /// The upstream's best paths from a `show ... json` BGP table: (prefix, next hop).
+    pub(crate) fn upstream_best_paths(&self, command: &str) -> Result<Vec<(String, String)>> {
+        let out = self.upstream.vtysh(&[command])?;
         let v: serde_json::Value = serde_json::from_str(&out)
             .map_err(|e| LabError::Invalid(format!("bad JSON from vtysh ({e}): {out}")))?;
         let mut res = Vec::new();

@@ -135,21 +135,7 @@ impl ExposureLab {
     /// The upstream BGP IPv6 unicast routes: (prefix, next hop of the best path), from
     /// `show bgp ipv6 unicast json`.
     pub fn upstream_bgp6_routes(&self) -> Result<Vec<(String, String)>> {
-        let out = self.upstream.vtysh(&["show bgp ipv6 unicast json"])?;
-        let v: serde_json::Value = serde_json::from_str(&out)
-            .map_err(|e| LabError::Invalid(format!("bad JSON from vtysh ({e}): {out}")))?;
-        let mut res = Vec::new();
-        if let Some(routes) = v["routes"].as_object() {
-            for (prefix, paths) in routes {
-                for p in paths.as_array().into_iter().flatten() {
-                    if p["bestpath"].as_bool() == Some(true) {
-                        let nh = p["nexthops"][0]["ip"].as_str().unwrap_or("").to_string();
-                        res.push((prefix.clone(), nh));
-                    }
-                }
-            }
-        }
-        Ok(res)
+        self.upstream_best_paths("show bgp ipv6 unicast json")
     }
 
     /// The upstream router's IPv6 BGP table as text (`show bgp ipv6 unicast`).
