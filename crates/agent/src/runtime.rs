@@ -237,7 +237,6 @@ pub fn frr_intent(cfg: &Config) -> FrrIntent {
 struct State {
     cfg: Config,
     opts: RunOptions,
-    identity: ChassisIdentity,
     ovs: Session,
     nb: Session,
     sb: Option<Session>,
@@ -280,16 +279,24 @@ impl State {
         ok(&self.ovs) && ok(&self.nb) && self.sb.as_ref().is_none_or(ok)
     }
 
+    /// Makes the next plan a rebuild from every row (the change sets held are not needed then).
+    fn plan_from_every_row(&mut self) {
+        self.planner.invalidate();
+        self.pending_nb.clear();
+        self.pending_sb.clear();
+    }
+
     /// Computes the plans from the replicas.
     fn compute(&mut self) -> Result<(PlanDelta, HostPlan), AgentError> {
         let t0 = Instant::now();
         let identity = self.ovs.read(ChassisIdentity::from_ovs)?;
-        if identity != self.identity {
+        if &identity != self.planner.identity() {
             tracing::info!(?identity, "chassis identity changed");
-            self.identity = identity;
+            self.planner.set_identity(identity);
         }
         let names: Vec<String> = self
-            .identity
+            .planner
+            .identity()
             .bridge_mappings
             .iter()
             .map(|(_, b)| b.clone())
@@ -329,7 +336,6 @@ impl State {
                 );
             }
         }
-        self.planner.set_identity(self.identity.clone());
         let nb_changes = std::mem::take(&mut self.pending_nb);
         let sb_changes = std::mem::take(&mut self.pending_sb);
         let planner = &mut self.planner;
@@ -422,10 +428,13 @@ impl State {
 
     /// Reads the chassis' MACs of the provider bridges from the kernel.
     async fn refresh_macs(&mut self) {
-        for (_, bridge) in &self.identity.bridge_mappings {
-            if let Ok(Some(link)) = self.kernel.reconciler().link(bridge).await {
+        let bridges: Vec<String> = (self.planner.identity().bridge_mappings.iter())
+            .map(|(_, b)| b.clone())
+            .collect();
+        for bridge in bridges {
+            if let Ok(Some(link)) = self.kernel.reconciler().link(&bridge).await {
                 if let Some(mac) = link.mac {
-                    self.kernel_macs.insert(bridge.clone(), mac);
+                    self.kernel_macs.insert(bridge, mac);
                 }
             }
         }
@@ -443,7 +452,7 @@ impl State {
             .frozen
             .set(i64::from(!ready && self.applied.is_some()));
         if full {
-            self.planner.invalidate();
+            self.plan_from_every_row();
         }
         let next = if ready {
             match self.compute() {
@@ -657,8 +666,8 @@ impl State {
                 .collect();
         }
         StatusReport {
-            chassis: self.identity.system_id.clone(),
-            hostname: self.identity.hostname.clone(),
+            chassis: self.planner.identity().system_id.clone(),
+            hostname: self.planner.identity().hostname.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: self.started_at,
             frozen: !self.dbs_ready() && self.applied.is_some(),
@@ -858,11 +867,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     let st_cookie = cfg.ovn_route.flow_cookie;
     let exposure_cfg = exposure_config(&cfg);
     let host_cfg = host_settings(&cfg);
-    let identity_for_planner = identity.clone();
     let mut st = State {
         cfg,
         opts,
-        identity,
         ovs,
         nb,
         sb,
@@ -882,7 +889,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         intent,
         metrics,
         applied: None,
-        planner: ExposurePlanner::new(identity_for_planner, exposure_cfg),
+        planner: ExposurePlanner::new(identity, exposure_cfg),
         pending_nb: vec![],
         pending_sb: vec![],
         frr_configured: false,
@@ -1052,9 +1059,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                         .inc();
                     if db != "ovs" {
                         // The replica may have been replaced: plan from every row.
-                        st.planner.invalidate();
-                        st.pending_nb.clear();
-                        st.pending_sb.clear();
+                        st.plan_from_every_row();
                     }
                     replan = true;
                 }
@@ -1070,9 +1075,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                     }
                     if st.pending_nb.len() + st.pending_sb.len() > MAX_PENDING {
                         // A long freeze: cheaper to plan from every row when it ends.
-                        st.planner.invalidate();
-                        st.pending_nb.clear();
-                        st.pending_sb.clear();
+                        st.plan_from_every_row();
                     }
                     replan = true;
                 }

@@ -299,7 +299,7 @@ impl Index {
                 t.deps.insert(Dep::LrpSwitch(lrp.clone()));
             }
             if f.requested_here {
-                self.unbind(&f.name.clone(), t);
+                self.unbind(&f.name, t);
             }
         }
         if let Some(f) = &new {
@@ -311,7 +311,7 @@ impl Index {
                 t.deps.insert(Dep::LrpSwitch(lrp.clone()));
             }
             if f.requested_here {
-                self.bind(&f.name.clone(), t);
+                self.bind(&f.name, t);
             }
         }
         if let Some(f) = new {
