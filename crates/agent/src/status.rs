@@ -160,6 +160,14 @@ pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 
 /// Reads one report from an agent's status socket.
 pub async fn fetch(path: &Path) -> std::io::Result<StatusReport> {
+    fetch_within(path, FETCH_TIMEOUT).await
+}
+
+/// [`fetch`], waiting at most `limit` for the answer.
+pub async fn fetch_within(
+    path: &Path,
+    limit: std::time::Duration,
+) -> std::io::Result<StatusReport> {
     let mut sock = UnixStream::connect(path).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -171,15 +179,15 @@ pub async fn fetch(path: &Path) -> std::io::Result<StatusReport> {
     })?;
     let mut buf = Vec::new();
     // The agent answers between two passes; a pass takes milliseconds to seconds.
-    tokio::time::timeout(FETCH_TIMEOUT, sock.read_to_end(&mut buf))
+    tokio::time::timeout(limit, sock.read_to_end(&mut buf))
         .await
         .map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
-                    "{}: the agent did not answer within {} s (is it stuck? see its log)",
+                    "{}: the agent did not answer within {:.1} s (is it stuck? see its log)",
                     path.display(),
-                    FETCH_TIMEOUT.as_secs()
+                    limit.as_secs_f64()
                 ),
             )
         })??;
@@ -284,4 +292,35 @@ pub fn render(r: &StatusReport) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_status_socket_that_never_answers_times_out_naming_it() {
+        let dir = std::env::temp_dir().join(format!("ovnr-status-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("status.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        // Accepts and says nothing, like an agent whose loop is stuck.
+        let held = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            drop(sock);
+        });
+        let err = fetch_within(&path, std::time::Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        let text = err.to_string();
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains("did not answer"),
+            "{text}"
+        );
+        held.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
