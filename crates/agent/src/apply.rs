@@ -18,7 +18,40 @@ use ovn_route_kernel::{
 };
 use ovn_route_ovs::{DesiredFlows, Flow, Ofctl};
 
-use crate::host::{BridgePlan, HostPlan};
+use crate::host::{BridgePlan, HostPlan, VlanPlan};
+
+/// The alias the agent gives the devices it creates (VLAN devices on provider bridges): its
+/// ownership mark, the only devices it ever deletes.
+pub const LINK_MARK: &str = "ovn-route";
+
+/// The neighbours wanted on one device.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DevNeighbours<'a> {
+    neighbours: &'a BTreeMap<std::net::IpAddr, [u8; 6]>,
+    proxy_ndp: &'a BTreeSet<std::net::IpAddr>,
+}
+
+impl<'a> DevNeighbours<'a> {
+    fn of_bridge(b: &'a BridgePlan) -> Self {
+        DevNeighbours {
+            neighbours: &b.neighbours,
+            proxy_ndp: &b.proxy_ndp,
+        }
+    }
+    fn of_vlan(v: &'a VlanPlan) -> Self {
+        DevNeighbours {
+            neighbours: &v.neighbours,
+            proxy_ndp: &v.proxy_ndp,
+        }
+    }
+}
+
+static NO_NEIGHBOURS: BTreeMap<std::net::IpAddr, [u8; 6]> = BTreeMap::new();
+static NO_PROXIES: BTreeSet<std::net::IpAddr> = BTreeSet::new();
+const NONE_WANTED: DevNeighbours<'static> = DevNeighbours {
+    neighbours: &NO_NEIGHBOURS,
+    proxy_ndp: &NO_PROXIES,
+};
 
 /// What a pass did.
 #[derive(Debug, Clone, Default)]
@@ -274,15 +307,139 @@ impl KernelApplier {
         report: &mut ApplyReport,
     ) {
         let what = format!("{name} table {}", next.routes.table);
+        // VLAN devices first: routes and neighbours use them.
+        for (id, v) in &next.vlans {
+            if prev.is_none_or(|p| !p.vlans.contains_key(id)) {
+                self.vlan(name, *id, v, report).await;
+            }
+        }
         if next.in_use && prev.is_none_or(|p| !p.in_use) {
             self.sysctls(name, report);
         }
         // Neighbours before routes through them.
-        self.neighbours(name, prev, next, report).await;
+        let skip = !next.in_use && prev.is_some_and(|p| !p.in_use);
+        if !skip {
+            let p = prev.map(DevNeighbours::of_bridge);
+            self.neighbours(name, p, DevNeighbours::of_bridge(next), report)
+                .await;
+        }
+        for v in next.vlans.values() {
+            let p = prev.map(|p| {
+                p.vlans
+                    .values()
+                    .find(|pv| pv.name == v.name)
+                    .map_or(NONE_WANTED, DevNeighbours::of_vlan)
+            });
+            self.neighbours(&v.name, p, DevNeighbours::of_vlan(v), report)
+                .await;
+        }
         self.routes(&what, prev.map(|p| &p.routes), &next.routes, report)
             .await;
         self.rules(&what, prev.map(|p| &p.rules), &next.rules, report)
             .await;
+        self.stale_vlans(name, prev, next, report).await;
+    }
+
+    /// Makes sure the VLAN device of a tagged provider network exists (created with our mark when
+    /// missing) with proxy ARP/NDP on.
+    async fn vlan(&self, bridge: &str, id: u16, v: &VlanPlan, report: &mut ApplyReport) {
+        if self.s.dry_run {
+            match self.rec.link(&v.name).await {
+                Ok(Some(_)) => {}
+                Ok(None) => report.changes.push(format!(
+                    "create VLAN device {} (VLAN {id} on {bridge})",
+                    v.name
+                )),
+                Err(e) => report.errors.push(format!("VLAN device {}: {e}", v.name)),
+            }
+            return;
+        }
+        match self
+            .rec
+            .ensure_vlan(bridge, id, Some(&v.name), Some(LINK_MARK))
+            .await
+        {
+            Ok(true) => {
+                *report.counts.entry(("link", "add")).or_default() += 1;
+                report.changes.push(format!(
+                    "VLAN device {} (VLAN {id} on {bridge}) ready",
+                    v.name
+                ));
+            }
+            Ok(false) => {}
+            Err(e) => {
+                report.errors.push(format!("VLAN device {}: {e}", v.name));
+                return;
+            }
+        }
+        self.sysctls(&v.name, report);
+    }
+
+    /// VLAN devices no longer wanted on `bridge`: our neighbours on them go, and the devices we
+    /// created are deleted (ones someone else made stay). A full pass looks at every VLAN device
+    /// on the bridge; an incremental one at those the previous plan had.
+    async fn stale_vlans(
+        &self,
+        bridge: &str,
+        prev: Option<&BridgePlan>,
+        next: &BridgePlan,
+        report: &mut ApplyReport,
+    ) {
+        let wanted = |name: &str| next.vlans.values().any(|v| v.name == name);
+        let stale: Vec<(String, bool)> = match prev {
+            Some(p) => p
+                .vlans
+                .values()
+                .filter(|v| !wanted(&v.name))
+                .map(|v| (v.name.clone(), true))
+                .collect(),
+            None => match self.rec.vlans_on(bridge).await {
+                Ok(links) => links
+                    .into_iter()
+                    .filter(|l| !wanted(&l.name))
+                    .map(|l| {
+                        let ours = l.alias.as_deref() == Some(LINK_MARK);
+                        (l.name, ours)
+                    })
+                    .collect(),
+                Err(e) => {
+                    report.errors.push(format!("VLAN devices on {bridge}: {e}"));
+                    return;
+                }
+            },
+        };
+        for (name, maybe_ours) in stale {
+            if self.s.dry_run {
+                match self.rec.link(&name).await {
+                    Ok(Some(l)) if l.alias.as_deref() == Some(LINK_MARK) => {
+                        report.changes.push(format!("delete VLAN device {name}"))
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            match self.rec.link(&name).await {
+                Ok(Some(_)) => {}
+                Ok(None) => continue,
+                Err(e) => {
+                    report.errors.push(format!("VLAN device {name}: {e}"));
+                    continue;
+                }
+            }
+            // Our neighbours first (the device may not be ours and then stays).
+            self.neighbours(&name, None, NONE_WANTED, report).await;
+            if !maybe_ours {
+                continue;
+            }
+            match self.rec.delete_marked_link(&name, LINK_MARK).await {
+                Ok(true) => {
+                    *report.counts.entry(("link", "delete")).or_default() += 1;
+                    report.changes.push(format!("deleted VLAN device {name}"));
+                }
+                Ok(false) => {}
+                Err(e) => report.errors.push(format!("VLAN device {name}: {e}")),
+            }
+        }
     }
 
     fn sysctls(&self, dev: &str, report: &mut ApplyReport) {
@@ -314,22 +471,19 @@ impl KernelApplier {
     async fn neighbours(
         &self,
         dev: &str,
-        prev: Option<&BridgePlan>,
-        next: &BridgePlan,
+        prev: Option<DevNeighbours<'_>>,
+        next: DevNeighbours<'_>,
         report: &mut ApplyReport,
     ) {
-        if prev.is_some_and(|p| p.neighbours == next.neighbours && p.proxy_ndp == next.proxy_ndp) {
-            return;
-        }
-        if !next.in_use && prev.is_some_and(|p| !p.in_use) {
+        if prev == Some(next) {
             return;
         }
         let mut d = DesiredNeighbours::new(dev, self.s.protocol);
-        for (ip, mac) in &next.neighbours {
+        for (ip, mac) in next.neighbours {
             d.entries
                 .insert(Neighbour::Permanent { ip: *ip, mac: *mac });
         }
-        for ip in &next.proxy_ndp {
+        for ip in next.proxy_ndp {
             d.entries.insert(Neighbour::Proxy { ip: *ip });
         }
         let what = format!("{dev} neighbours");

@@ -11,13 +11,17 @@
 //!   router gateway, a permanent neighbour for each gateway's MAC, an NDP proxy for the first
 //!   address of each gateway's IPv6 provider network, `ip rule`s steering traffic to the table, and
 //!   the OpenFlow flows that hand packets leaving OVN's patch port to the host
-//!   (`mod_dl_dst:<bridge MAC>,NORMAL`).
+//!   (`mod_dl_dst:<bridge MAC>,NORMAL`). A tagged provider network (localnet `tag`) is reached
+//!   through a VLAN device on the bridge (`<bridge>.<tag>`, created and marked by us): its
+//!   exposures' routes and gateway neighbours use that device.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ovn_route_config::{AdvertiseMethod, RuleMethod, VrfMode};
-use ovn_route_kernel::{DesiredRoutes, DesiredRules, Family, IpNet, Route, RuleSelector};
+use ovn_route_kernel::{
+    vlan_name, DesiredRoutes, DesiredRules, Family, IpNet, Route, RuleSelector, MAX_LINK_NAME,
+};
 use ovn_route_ovs::{exposure_flows, Flow};
 use ovn_route_plan::exposure::{Exposure, ExposurePlan, Kind};
 use serde::Serialize;
@@ -72,6 +76,19 @@ pub struct BridgePlan {
     pub in_use: bool,
     /// Whether Open vSwitch has the bridge (else its flows are not looked at).
     pub in_ovs: bool,
+    /// VLAN devices on the bridge for tagged provider networks, by VLAN id.
+    pub vlans: BTreeMap<u16, VlanPlan>,
+}
+
+/// A VLAN device on a provider bridge (a tagged provider network) and what is wired on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlanPlan {
+    /// The device's name: `<bridge>.<id>`.
+    pub name: String,
+    /// Permanent neighbours on it: gateway IP -> gateway MAC.
+    pub neighbours: BTreeMap<IpAddr, [u8; 6]>,
+    /// NDP proxy entries on it.
+    pub proxy_ndp: BTreeSet<IpAddr>,
 }
 
 /// How exposed prefixes are handed to FRR.
@@ -138,6 +155,20 @@ fn via_gateway(e: &Exposure) -> Option<IpAddr> {
     }
 }
 
+/// The VLAN device for VLAN `id` on `bridge`, or why there cannot be one.
+fn vlan_device(bridge: &str, id: u16) -> Result<String, String> {
+    if !(1..=4094).contains(&id) {
+        return Err("not a usable VLAN id (1 to 4094)".into());
+    }
+    let name = vlan_name(bridge, id);
+    if name.len() > MAX_LINK_NAME {
+        return Err(format!(
+            "the VLAN device name {name} is longer than the kernel's {MAX_LINK_NAME} bytes"
+        ));
+    }
+    Ok(name)
+}
+
 /// The first address of an IPv6 network (the gateway OVN routers on it point at).
 fn first_address(n: &ipnet::IpNet) -> Option<IpAddr> {
     match n {
@@ -172,6 +203,7 @@ pub fn plan_host(
                     flows: BTreeSet::new(),
                     in_use: false,
                     in_ovs: f.in_ovs,
+                    vlans: BTreeMap::new(),
                 },
             )
         })
@@ -181,6 +213,23 @@ pub fn plan_host(
     for e in plan.exposed.values() {
         let prefix = knet(&e.prefix);
         let host = e.prefix.prefix_len() == e.prefix.max_prefix_len();
+        // The device its traffic enters OVN through: the bridge, or the VLAN device on it.
+        let vlan_dev = match e.vlan {
+            None => None,
+            Some(id) => match vlan_device(&e.bridge, id) {
+                Ok(name) => Some((id, name)),
+                Err(reason) => {
+                    // Neither advertised nor wired: traffic attracted here would go nowhere.
+                    problems.push(HostProblem {
+                        value: format!("{} VLAN {id}", e.bridge),
+                        source: e.sources.join(", "),
+                        reason,
+                    });
+                    continue;
+                }
+            },
+        };
+        let dev: &str = vlan_dev.as_ref().map_or(&e.bridge, |(_, n)| n.as_str());
         // Advertise.
         if s.advertise == AdvertiseMethod::Addresses && host {
             adv.addresses.insert(prefix);
@@ -189,15 +238,15 @@ pub fn plan_host(
             // but not advertised (status says so).
         } else {
             let dev = match s.vrf_mode {
-                VrfMode::None => e.bridge.as_str(),
+                VrfMode::None => dev,
                 VrfMode::Create | VrfMode::Existing => s.bgp_nic.as_str(),
             };
             adv.routes.insert(Route::dev_link(prefix, dev));
         }
         // Wire.
-        let Some(bp) = out.get_mut(&e.bridge) else {
+        let Some(bp) = out.get_mut(&*e.bridge) else {
             problems.push(HostProblem {
-                value: e.bridge.clone(),
+                value: e.bridge.to_string(),
                 source: e.sources.join(", "),
                 reason: "bridge is not in this chassis' ovn-bridge-mappings".into(),
             });
@@ -205,8 +254,8 @@ pub fn plan_host(
         };
         bp.in_use = true;
         let route = match via_gateway(e) {
-            Some(gw) if gw != e.prefix.addr() => Route::via(prefix, gw, Some(&e.bridge)),
-            _ => Route::dev_link(prefix, &e.bridge),
+            Some(gw) if gw != e.prefix.addr() => Route::via(prefix, gw, Some(dev)),
+            _ => Route::dev_link(prefix, dev),
         };
         bp.routes.insert(route);
         match s.rule_method {
@@ -225,15 +274,26 @@ pub fn plan_host(
                 });
             }
         }
+        let (neighbours, proxy_ndp) = match &vlan_dev {
+            None => (&mut bp.neighbours, &mut bp.proxy_ndp),
+            Some((id, name)) => {
+                let v = bp.vlans.entry(*id).or_insert_with(|| VlanPlan {
+                    name: name.clone(),
+                    neighbours: BTreeMap::new(),
+                    proxy_ndp: BTreeSet::new(),
+                });
+                (&mut v.neighbours, &mut v.proxy_ndp)
+            }
+        };
         if let Some(gw) = &e.gateway {
             match parse_mac(&gw.mac) {
                 Some(mac) => {
                     for ip in [gw.ipv4, gw.ipv6].into_iter().flatten() {
-                        bp.neighbours.insert(ip, mac);
+                        neighbours.insert(ip, mac);
                         // Traffic to the gateway itself must resolve too.
                         let host = IpNet::host(ip);
                         if bp.routes.first_for(&host).is_none() {
-                            bp.routes.insert(Route::dev_link(host, &e.bridge));
+                            bp.routes.insert(Route::dev_link(host, dev));
                         }
                     }
                 }
@@ -244,7 +304,7 @@ pub fn plan_host(
                 }),
             }
             if let Some(p) = gw.ipv6_network.as_ref().and_then(first_address) {
-                bp.proxy_ndp.insert(p);
+                proxy_ndp.insert(p);
             }
         }
     }
@@ -287,13 +347,13 @@ mod tests {
     }
 
     fn plan() -> ExposurePlan {
-        let gw = Gateway {
+        let gw = std::sync::Arc::new(Gateway {
             port: "lrp-pub".into(),
             mac: "00:00:00:00:ff:02".into(),
             ipv4: Some("172.16.0.1".parse().unwrap()),
             ipv6: Some("2001:db8::5".parse().unwrap()),
             ipv6_network: Some("2001:db8::/64".parse().unwrap()),
-        };
+        });
         let mut p = ExposurePlan::default();
         for (prefix, kind, g) in [
             ("172.16.0.10/32", Kind::ProviderPort, None),
@@ -308,6 +368,7 @@ mod tests {
                     prefix,
                     kind,
                     bridge: "br-ex".into(),
+                    vlan: None,
                     gateway: g,
                     sources: vec!["row".into()],
                 },
@@ -413,7 +474,7 @@ mod tests {
         let mut p = plan();
         for e in p.exposed.values_mut() {
             if let Some(g) = &mut e.gateway {
-                g.mac = "ff:ff:ff:ff:ff:ff".into();
+                std::sync::Arc::make_mut(g).mac = "ff:ff:ff:ff:ff:ff".into();
             }
         }
         let h = plan_host(&p, &facts(), &s);
@@ -446,5 +507,82 @@ mod tests {
         ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn tagged_networks_go_through_the_vlan_device_and_bad_vlans_are_reported() {
+        let s = settings(
+            AdvertiseMethod::Routes,
+            VrfMode::None,
+            RuleMethod::PerBridge,
+        );
+        let mut p = plan();
+        for e in p.exposed.values_mut() {
+            e.vlan = Some(100);
+        }
+        // A network whose VLAN device name would be too long for the kernel.
+        let long: ipnet::IpNet = "172.16.9.9/32".parse().unwrap();
+        let mut facts = facts();
+        facts.insert(
+            "br-provider-long".into(),
+            BridgeFacts {
+                table: 202,
+                ..Default::default()
+            },
+        );
+        p.exposed.insert(
+            long,
+            Exposure {
+                prefix: long,
+                kind: Kind::ProviderPort,
+                bridge: "br-provider-long".into(),
+                vlan: Some(300),
+                gateway: None,
+                sources: vec!["Logical_Switch_Port far".into()],
+            },
+        );
+        let h = plan_host(&p, &facts, &s);
+        let br = &h.bridges["br-ex"];
+        let wired: Vec<String> = br.routes.routes().map(|r| r.to_string()).collect();
+        assert_eq!(
+            wired,
+            [
+                "10.0.0.0/24 via 172.16.0.1 dev br-ex.100",
+                "172.16.0.1/32 dev br-ex.100 scope link",
+                "172.16.0.10/32 dev br-ex.100 scope link",
+                "2001:db8::5/128 dev br-ex.100",
+                "fd00::/64 via 2001:db8::5 dev br-ex.100"
+            ]
+        );
+        assert!(h
+            .advertised
+            .routes
+            .routes()
+            .all(|r| r.to_string().contains("dev br-ex.100")));
+        // The gateway's neighbours and NDP proxy are on the VLAN device, not on the bridge.
+        assert!(br.neighbours.is_empty() && br.proxy_ndp.is_empty());
+        let v = &br.vlans[&100];
+        assert_eq!(v.name, "br-ex.100");
+        assert_eq!(v.neighbours.len(), 2);
+        assert_eq!(v.proxy_ndp.len(), 1);
+        // The flows are the bridge's as for an untagged network.
+        assert!(!br.flows.is_empty());
+        // Neither advertised nor wired, and said why.
+        let kl = knet(&long);
+        assert!(h.advertised.routes.first_for(&kl).is_none());
+        assert!(h.bridges["br-provider-long"]
+            .routes
+            .first_for(&kl)
+            .is_none());
+        assert_eq!(
+            h.problems,
+            [HostProblem {
+                value: "br-provider-long VLAN 300".into(),
+                source: "Logical_Switch_Port far".into(),
+                reason: "the VLAN device name br-provider-long.300 is longer than the kernel's 15 \
+                         bytes"
+                    .into(),
+            }]
+        );
     }
 }

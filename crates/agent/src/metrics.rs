@@ -213,3 +213,18 @@ pub async fn serve(addr: SocketAddr, registry: Arc<Registry>) -> std::io::Result
         });
     }
 }
+
+/// The process' resident and peak resident memory in KiB (`VmRSS`, `VmHWM` of /proc/self/status),
+/// for debug logs at the stages of a pass.
+pub fn memory_kib() -> (u64, u64) {
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

@@ -338,6 +338,11 @@ impl State {
         }
         let nb_changes = std::mem::take(&mut self.pending_nb);
         let sb_changes = std::mem::take(&mut self.pending_sb);
+        let rss_before_kib = if tracing::enabled!(tracing::Level::DEBUG) {
+            crate::metrics::memory_kib().0
+        } else {
+            0
+        };
         let planner = &mut self.planner;
         let delta = match &self.sb {
             Some(sb) => sb.read(|s| {
@@ -356,13 +361,19 @@ impl State {
         };
         let t1 = Instant::now();
         let host = plan_host(self.planner.plan(), &facts, &self.host_cfg);
-        tracing::debug!(
-            exposure_ms = (t1 - t0).as_secs_f64() * 1e3,
-            host_ms = t1.elapsed().as_secs_f64() * 1e3,
-            rebuilt = delta.rebuilt,
-            changed = delta.changed.len(),
-            "planned"
-        );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let (rss_kib, peak_kib) = crate::metrics::memory_kib();
+            tracing::debug!(
+                exposure_ms = (t1 - t0).as_secs_f64() * 1e3,
+                host_ms = t1.elapsed().as_secs_f64() * 1e3,
+                rebuilt = delta.rebuilt,
+                changed = delta.changed.len(),
+                rss_before_kib,
+                rss_kib,
+                peak_kib,
+                "planned"
+            );
+        }
         self.metrics
             .plan_seconds
             .observe(t0.elapsed().as_secs_f64());
@@ -494,10 +505,15 @@ impl State {
         let prev = if full { None } else { prev_host.as_ref() };
         let t_kernel = Instant::now();
         report = self.kernel.apply(prev, &host).await;
-        tracing::debug!(
-            kernel_ms = t_kernel.elapsed().as_secs_f64() * 1e3,
-            "kernel applied"
-        );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let (rss_kib, peak_kib) = crate::metrics::memory_kib();
+            tracing::debug!(
+                kernel_ms = t_kernel.elapsed().as_secs_f64() * 1e3,
+                rss_kib,
+                peak_kib,
+                "kernel applied"
+            );
+        }
         let next_flows = flow_plans(&host);
         let prev_flows = prev.map(flow_plans);
         if prev_flows.as_ref() != Some(&next_flows) {
@@ -648,9 +664,10 @@ impl State {
                 exposed.push(ExposedEntry {
                     prefix: x.prefix.to_string(),
                     kind: x.kind.to_string(),
-                    bridge: x.bridge.clone(),
+                    bridge: x.bridge.to_string(),
+                    vlan: x.vlan,
                     gateway: x.gateway.as_ref().map(|g| g.port.clone()),
-                    sources: x.sources.clone(),
+                    sources: x.sources.iter().map(|s| s.to_string()).collect(),
                     advertised,
                     wired: wired_text(h, &x.bridge, &k),
                 });

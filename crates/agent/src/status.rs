@@ -37,6 +37,9 @@ pub struct ExposedEntry {
     pub kind: String,
     /// The provider bridge its traffic enters OVN through.
     pub bridge: String,
+    /// The VLAN of its provider network, when tagged (traffic goes through `<bridge>.<vlan>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
     /// The router gateway port it goes through, if any.
     pub gateway: Option<String>,
     /// The OVN rows behind it.
@@ -273,10 +276,11 @@ pub fn render(r: &StatusReport) -> String {
     for e in &r.exposed {
         let _ = writeln!(
             s,
-            "  {:<22} {:<17} via {}{}",
+            "  {:<22} {:<17} via {}{}{}",
             e.prefix,
             e.kind,
             e.bridge,
+            e.vlan.map(|v| format!(" VLAN {v}")).unwrap_or_default(),
             e.gateway
                 .as_deref()
                 .map(|g| format!(" gateway {g}"))

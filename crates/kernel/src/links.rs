@@ -49,6 +49,9 @@ pub struct Link {
     pub vrf_table: Option<u32>,
     /// For a VLAN device: its VLAN id.
     pub vlan_id: Option<u16>,
+    /// Its alias (`IFLA_IFALIAS`, `ip link set DEV alias TEXT`): ovn-route's ownership mark on the
+    /// devices it creates.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -64,10 +67,12 @@ impl Link {
             up: m.header.flags.contains(LinkFlags::Up),
             vrf_table: None,
             vlan_id: None,
+            alias: None,
         };
         for a in &m.attributes {
             match a {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::IfAlias(a) if !a.is_empty() => link.alias = Some(a.clone()),
                 LinkAttribute::Address(a) => link.mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
                 LinkAttribute::Controller(i) if *i != 0 => link.master = Some(*i),
                 LinkAttribute::Link(i) if *i != 0 && *i != m.header.index => link.parent = Some(*i),
@@ -349,12 +354,15 @@ impl Reconciler {
     /// Makes sure VLAN `vlan_id` on `parent` exists as `name` (default [`vlan_name`]:
     /// `<parent>.<id>`) and is up (`ip link add link PARENT name NAME type vlan id ID`). A
     /// device of that name with another type, parent or id is an error and is never modified.
-    /// Returns true when something was created or set up.
+    /// A device it creates gets `mark` as its alias (the ownership mark
+    /// [`Reconciler::delete_marked_link`] checks); one that exists is used as it is. Returns true
+    /// when something was created or set up.
     pub async fn ensure_vlan(
         &self,
         parent: &str,
         vlan_id: u16,
         name: Option<&str>,
+        mark: Option<&str>,
     ) -> Result<bool, Error> {
         let name = name.map_or_else(|| vlan_name(parent, vlan_id), str::to_string);
         check_link_name(&name)?;
@@ -373,7 +381,11 @@ impl Reconciler {
                     .up()
                     .build();
                 created = self.create_link("vlan", &name, msg).await?;
-                self.require_link(&name).await?
+                let link = self.require_link(&name).await?;
+                if let (true, Some(mark)) = (created, mark) {
+                    self.set_alias(&link, mark).await?;
+                }
+                link
             }
         };
         if link.kind.as_deref() != Some(InfoKind::Vlan.to_string().as_str())
@@ -391,6 +403,82 @@ impl Reconciler {
             return Ok(true);
         }
         Ok(created)
+    }
+
+    /// Sets the alias of `link` (`ip link set DEV alias TEXT`).
+    pub async fn set_alias(&self, link: &Link, alias: &str) -> Result<(), Error> {
+        let mut m = LinkUnspec::new_with_index(link.index).build();
+        m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+        self.ack(RouteNetlinkMessage::SetLink(m), 0)
+            .await
+            .map_err(|source| Error::Link {
+                op: "set alias",
+                name: link.name.clone(),
+                source,
+            })
+    }
+
+    /// Every link.
+    pub async fn all_links(&self) -> Result<Vec<Link>, Error> {
+        let msgs = self
+            .dump(
+                "links",
+                RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            )
+            .await?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                    Link::from_message(&l)
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The VLAN devices on `parent` (none when there is no such link).
+    pub async fn vlans_on(&self, parent: &str) -> Result<Vec<Link>, Error> {
+        let Some(p) = self.link(parent).await? else {
+            return Ok(vec![]);
+        };
+        Ok(self
+            .all_links()
+            .await?
+            .into_iter()
+            .filter(|l| l.parent == Some(p.index) && l.vlan_id.is_some())
+            .collect())
+    }
+
+    /// The VLAN devices on `parent` that carry `mark` as their alias (the ones we created).
+    pub async fn marked_vlans_on(&self, parent: &str, mark: &str) -> Result<Vec<Link>, Error> {
+        let mut v = self.vlans_on(parent).await?;
+        v.retain(|l| l.alias.as_deref() == Some(mark));
+        Ok(v)
+    }
+
+    /// Deletes the link `name` if it carries `mark` as its alias (`ip link del NAME`). Returns
+    /// false when there is no such link or it is not ours (then it is left alone).
+    pub async fn delete_marked_link(&self, name: &str, mark: &str) -> Result<bool, Error> {
+        let Some(link) = self.link(name).await? else {
+            return Ok(false);
+        };
+        if link.alias.as_deref() != Some(mark) {
+            return Ok(false);
+        }
+        let m = LinkUnspec::new_with_index(link.index).build();
+        match self.ack(RouteNetlinkMessage::DelLink(m), 0).await {
+            Ok(()) => {
+                tracing::info!(name, "deleted link");
+                Ok(true)
+            }
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(false),
+            Err(source) => Err(Error::Link {
+                op: "delete",
+                name: name.to_string(),
+                source,
+            }),
+        }
     }
 }
 

@@ -141,7 +141,7 @@ fn unsupported_link_types_fail_cleanly() {
         (
             rec.ensure_vrf("bgp-vrf", 10).await.unwrap_err(),
             rec.ensure_dummy("bgp-nic", None).await.unwrap_err(),
-            rec.ensure_vlan("eth1", 100, None).await,
+            rec.ensure_vlan("eth1", 100, None, None).await,
         )
     });
     eprintln!("vrf: {vrf}\ndummy: {dummy}");
@@ -191,14 +191,16 @@ fn ensure_never_modifies_a_device_of_another_type() {
         vec![
             rec.ensure_vrf("br-ex", 10).await.unwrap_err(),
             rec.ensure_dummy("br-ex", None).await.unwrap_err(),
-            rec.ensure_vlan("br-ex", 100, Some("br-x"))
+            rec.ensure_vlan("br-ex", 100, Some("br-x"), None)
                 .await
                 .unwrap_err(),
             rec.ensure_dummy("bgp-nic", Some("no-vrf"))
                 .await
                 .unwrap_err(),
-            rec.ensure_vlan("no-parent", 100, None).await.unwrap_err(),
-            rec.ensure_vlan("br-ex", 0, None).await.unwrap_err(),
+            rec.ensure_vlan("no-parent", 100, None, None)
+                .await
+                .unwrap_err(),
+            rec.ensure_vlan("br-ex", 0, None, None).await.unwrap_err(),
             rec.ensure_vrf("bgp-vrf", 0).await.unwrap_err(),
         ]
     });
@@ -228,8 +230,12 @@ fn kernel_tier_ensure_vrf_dummy_vlan() {
             rec.ensure_vrf("bgp-vrf", 10).await.unwrap(),
             rec.ensure_dummy("bgp-nic", Some("bgp-vrf")).await.unwrap(),
             rec.ensure_dummy("bgp-nic", Some("bgp-vrf")).await.unwrap(),
-            rec.ensure_vlan("eth1", 100, None).await.unwrap(),
-            rec.ensure_vlan("eth1", 100, None).await.unwrap(),
+            rec.ensure_vlan("eth1", 100, None, Some("ovn-route"))
+                .await
+                .unwrap(),
+            rec.ensure_vlan("eth1", 100, None, Some("ovn-route"))
+                .await
+                .unwrap(),
         ];
         let vrf = rec.link("bgp-vrf").await.unwrap().unwrap();
         let nic = rec.link("bgp-nic").await.unwrap().unwrap();
@@ -237,7 +243,7 @@ fn kernel_tier_ensure_vrf_dummy_vlan() {
         let eth1 = rec.link("eth1").await.unwrap().unwrap();
         let mismatch = rec.ensure_vrf("bgp-vrf", 20).await.unwrap_err();
         let vlan_mismatch = rec
-            .ensure_vlan("eth1", 200, Some("eth1.100"))
+            .ensure_vlan("eth1", 200, Some("eth1.100"), None)
             .await
             .unwrap_err();
         (created, vrf, nic, vlan, eth1, mismatch, vlan_mismatch)
@@ -296,6 +302,73 @@ fn kernel_tier_ensure_vrf_dummy_vlan() {
     assert!(a && b && !c);
     let out = ns.ip(&["-d", "link", "show", "bgp-nic"]).unwrap();
     assert!(out.contains("master bgp-vrf"), "{out}");
+
+    // The VLAN we created carries our mark; one made by someone else does not, and is never
+    // deleted by us.
+    ns.ip(&[
+        "link", "add", "link", "eth1", "name", "eth1.200", "type", "vlan", "id", "200",
+    ])
+    .unwrap();
+    let (alias, marked, del_foreign, del_ours, again) = with_rec(&ns, |rec| async move {
+        let alias = rec.link("eth1.100").await.unwrap().unwrap().alias;
+        let marked: Vec<String> = rec
+            .marked_vlans_on("eth1", "ovn-route")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        (
+            alias,
+            marked,
+            rec.delete_marked_link("eth1.200", "ovn-route")
+                .await
+                .unwrap(),
+            rec.delete_marked_link("eth1.100", "ovn-route")
+                .await
+                .unwrap(),
+            rec.delete_marked_link("eth1.100", "ovn-route")
+                .await
+                .unwrap(),
+        )
+    });
+    assert_eq!(alias.as_deref(), Some("ovn-route"));
+    assert_eq!(marked, ["eth1.100"]);
+    assert_eq!((del_foreign, del_ours, again), (false, true, false));
+    let out = ns.ip(&["-o", "link", "show"]).unwrap();
+    assert!(
+        out.contains("eth1.200") && !out.contains("eth1.100"),
+        "{out}"
+    );
+}
+
+/// The ownership mark on links: only a link whose alias is the mark is ever deleted.
+#[test]
+fn only_links_with_our_mark_are_deleted() {
+    let Some(ns) = lab("br-ours") else { return };
+    ns.ip(&["link", "add", "br-theirs", "type", "bridge"])
+        .unwrap();
+    ns.ip(&["link", "set", "br-theirs", "alias", "someone-else"])
+        .unwrap();
+    let (theirs, ours, missing) = with_rec(&ns, |rec| async move {
+        let l = rec.link("br-ours").await.unwrap().unwrap();
+        rec.set_alias(&l, "ovn-route").await.unwrap();
+        (
+            rec.delete_marked_link("br-theirs", "ovn-route")
+                .await
+                .unwrap(),
+            rec.delete_marked_link("br-ours", "ovn-route")
+                .await
+                .unwrap(),
+            rec.delete_marked_link("nope", "ovn-route").await.unwrap(),
+        )
+    });
+    assert_eq!((theirs, ours, missing), (false, true, false));
+    let out = ns.ip(&["-o", "link", "show"]).unwrap();
+    assert!(
+        out.contains("br-theirs") && !out.contains("br-ours"),
+        "{out}"
+    );
 }
 
 // ------------------------------------------------------------------------------ addresses

@@ -208,8 +208,11 @@ fn gateway_chassis_exposes_ports_fips_gateway_and_vips() {
     let plan = plan_exposure(&nb, Some(&sb), &me("hv1"), &ExposureConfig::default());
     assert_eq!(summary(&plan), expect(HV1_DEFAULT));
     let e = &plan.exposed[&"172.16.0.10/32".parse::<IpNet>().unwrap()];
-    assert_eq!(e.bridge, "br-ex");
-    assert_eq!(e.sources, vec!["Logical_Switch_Port vm-prov".to_string()]);
+    assert_eq!(&*e.bridge, "br-ex");
+    assert_eq!(
+        e.sources,
+        vec![std::sync::Arc::from("Logical_Switch_Port vm-prov")]
+    );
     let vip = &plan.exposed[&"172.16.0.200/32".parse::<IpNet>().unwrap()];
     assert_eq!(vip.gateway.as_ref().unwrap().mac, "00:00:00:00:ff:02");
     // Malformed values are refused, each naming its row.
@@ -343,4 +346,42 @@ fn allowed_prefixes_limit_everything() {
         .rejected
         .iter()
         .any(|r| r.value == "172.16.0.200/32" && r.reason == "outside allowed_prefixes"));
+}
+
+#[test]
+fn tagged_localnet_puts_its_vlan_on_every_exposure_of_the_network() {
+    let mut fx = Fx::default();
+    let ln = |fx: &mut Fx, sw: &str, tag: Option<i64>| {
+        let mut row = json!({"name": format!("ln-{sw}"), "type": "localnet",
+            "addresses": set(&["unknown"]), "options": kv(&[("network_name", "physnet1")])});
+        if let Some(t) = tag {
+            row["tag"] = json!(t);
+        }
+        fx.nb("Logical_Switch_Port", row)
+    };
+    for (sw, tag, ip) in [
+        ("vlan100", Some(100), "172.16.100.10"),
+        ("flat", None, "172.16.0.10"),
+        ("tag0", Some(0), "172.16.9.10"),
+    ] {
+        let l = ln(&mut fx, sw, tag);
+        let vm = fx.lsp(
+            &format!("vm-{sw}"),
+            "",
+            &[&format!("00:00:00:00:01:10 {ip}")],
+            &[("requested-chassis", "hv1")],
+        );
+        fx.nb(
+            "Logical_Switch",
+            json!({"name": sw, "ports": refs(&[l, vm])}),
+        );
+    }
+    let mut nb = Replica::for_schema(&nb_schema(true), None);
+    nb.apply_json_updates2(&Json::Object(fx.nb)).unwrap();
+    let plan = plan_exposure(&nb, None, &me("hv1"), &ExposureConfig::default());
+    let vlan = |ip: &str| plan.exposed[&ip.parse::<IpNet>().unwrap()].vlan;
+    assert_eq!(vlan("172.16.100.10/32"), Some(100));
+    assert_eq!(vlan("172.16.0.10/32"), None);
+    // Tag 0 is OVN's "untagged".
+    assert_eq!(vlan("172.16.9.10/32"), None);
 }

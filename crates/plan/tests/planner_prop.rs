@@ -74,8 +74,10 @@ fn world(p: &[u8]) -> (World, World) {
             &mut nb,
             "Logical_Switch_Port",
             u.clone(),
+            // physnet2's localnet is tagged: every exposure on it carries the VLAN.
             json!({"name": format!("ln{s}"), "type": "localnet",
-            "addresses": strs(&["unknown"]), "options": kv(&[("network_name", net.to_string())])}),
+            "addresses": strs(&["unknown"]), "options": kv(&[("network_name", net.to_string())]),
+            "tag": if net == "physnet2" { json!(100) } else { json!(["set", []]) }}),
         );
         ports[s].push(u);
     }

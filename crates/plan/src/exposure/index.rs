@@ -4,6 +4,7 @@
 //! change sets may arrive late or merged.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use ovn_model::nb::{LogicalRouterPort, LogicalSwitch, LogicalSwitchPort};
 use ovn_model::sb::{Chassis, PortBinding};
@@ -30,12 +31,22 @@ enum Located {
     Binding,
 }
 
+/// A provider network as this chassis reaches it: the mapped bridge, and the VLAN of a tagged
+/// localnet port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Provider {
+    pub bridge: Arc<str>,
+    pub vlan: Option<u16>,
+}
+
 /// What the index remembers of one switch port.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct PortFacts {
     name: String,
     /// `options:network_name` of a localnet port.
     localnet: Option<String>,
+    /// `tag` of a localnet port (the provider network's VLAN).
+    tag: Option<i64>,
     /// `options:router-port` of a router-type port.
     router_port: Option<String>,
     /// Bound here by `options:requested-chassis` (used without a Southbound database).
@@ -60,10 +71,10 @@ pub(super) struct Index {
     /// The names this chassis goes by in `requested-chassis` and `hosting-chassis`.
     names: Vec<String>,
     /// Provider network name -> bridge.
-    mappings: HashMap<String, String>,
+    mappings: HashMap<String, Arc<str>>,
     uses_sb: bool,
-    /// Provider switches: switch -> bridge.
-    provider: HashMap<Uuid, String>,
+    /// Provider switches: switch -> bridge and VLAN.
+    provider: HashMap<Uuid, Provider>,
     /// Each switch's ports, as last indexed.
     switch_ports: HashMap<Uuid, Vec<Uuid>>,
     /// Switch of each switch port.
@@ -90,7 +101,11 @@ impl Index {
             names: std::iter::once(me.system_id.clone())
                 .chain(me.hostname.clone())
                 .collect(),
-            mappings: me.bridge_mappings.iter().cloned().collect(),
+            mappings: me
+                .bridge_mappings
+                .iter()
+                .map(|(net, br)| (net.clone(), Arc::from(br.as_str())))
+                .collect(),
             uses_sb,
             ..Index::default()
         }
@@ -111,7 +126,13 @@ impl Index {
         for (u, f) in &self.ports {
             if let (Some(net), Some(sw)) = (&f.localnet, self.switch_of_port.get(u)) {
                 if let Some(br) = self.mappings.get(net) {
-                    self.provider.insert(*sw, br.clone());
+                    self.provider.entry(*sw).or_insert_with(|| Provider {
+                        bridge: br.clone(),
+                        vlan: f
+                            .tag
+                            .and_then(|t| u16::try_from(t).ok())
+                            .filter(|t| *t != 0),
+                    });
                 }
             }
         }
@@ -155,11 +176,10 @@ impl Index {
     }
 
     /// The provider bridge of the switch that port `uuid` is on.
-    pub fn provider_of_port(&self, uuid: &Uuid) -> Option<&str> {
+    pub fn provider_of_port(&self, uuid: &Uuid) -> Option<&Provider> {
         self.switch_of_port
             .get(uuid)
             .and_then(|sw| self.provider.get(sw))
-            .map(String::as_str)
     }
 
     /// The switch router port `lrp` attaches to.
@@ -168,11 +188,10 @@ impl Index {
     }
 
     /// The provider bridge of the switch router port `lrp` attaches to.
-    pub fn provider_of_lrp(&self, lrp: &str) -> Option<&str> {
+    pub fn provider_of_lrp(&self, lrp: &str) -> Option<&Provider> {
         self.switch_of_lrp
             .get(lrp)
             .and_then(|sw| self.provider.get(sw))
-            .map(String::as_str)
     }
 
     /// Every switch port on a provider network.
@@ -267,6 +286,7 @@ impl Index {
                 name: lsp.name().to_string(),
                 localnet: (lsp.port_type() == "localnet")
                     .then(|| opts.get("network_name").unwrap_or_default().to_string()),
+                tag: (lsp.port_type() == "localnet").then(|| lsp.tag()).flatten(),
                 router_port: (lsp.port_type() == "router")
                     .then(|| opts.get("router-port").map(str::to_string))
                     .flatten(),

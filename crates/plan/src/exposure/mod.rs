@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use ovsdb::{Replica, TableSelect};
@@ -121,12 +122,16 @@ pub struct Exposure {
     pub prefix: IpNet,
     /// Why it is exposed.
     pub kind: Kind,
-    /// The provider bridge through which its traffic enters OVN.
-    pub bridge: String,
-    /// For traffic that must go through a gateway port: that gateway.
-    pub gateway: Option<Gateway>,
+    /// The provider bridge through which its traffic enters OVN (shared by every exposure on it).
+    pub bridge: Arc<str>,
+    /// The VLAN of the provider network (`tag` of its localnet port), when it is tagged: traffic
+    /// enters through the VLAN device on the bridge.
+    pub vlan: Option<u16>,
+    /// For traffic that must go through a gateway port: that gateway (shared by the router's
+    /// exposures).
+    pub gateway: Option<Arc<Gateway>>,
     /// The OVN rows behind it, e.g. `Logical_Switch_Port vm1`.
-    pub sources: Vec<String>,
+    pub sources: Vec<Arc<str>>,
 }
 
 /// A value that was not exposed, and why.
@@ -170,6 +175,7 @@ pub fn nb_tables() -> Vec<TableSelect> {
                 "dynamic_addresses",
                 "options",
                 "enabled",
+                "tag",
             ],
         ),
         (

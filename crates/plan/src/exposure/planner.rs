@@ -51,8 +51,8 @@ pub struct ExposurePlanner {
     routers: HashMap<Uuid, Unit>,
     /// Which router units read each fact.
     readers: HashMap<Dep, HashSet<Uuid>>,
-    /// Which units expose each prefix.
-    contributors: HashMap<IpNet, BTreeSet<UnitKey>>,
+    /// Which units expose each prefix (sorted; nearly always one, so a vector at its exact size).
+    contributors: HashMap<IpNet, Vec<UnitKey>>,
     /// Every unit's rejections, counted.
     rejections: BTreeMap<Rejected, usize>,
     plan: ExposurePlan,
@@ -266,7 +266,7 @@ impl ExposurePlanner {
             for e in &old.entries {
                 touched.insert(e.prefix);
                 if let Some(c) = self.contributors.get_mut(&e.prefix) {
-                    c.remove(&key);
+                    c.retain(|k| *k != key);
                     if c.is_empty() {
                         self.contributors.remove(&e.prefix);
                     }
@@ -296,7 +296,11 @@ impl ExposurePlanner {
         };
         for e in &new.entries {
             touched.insert(e.prefix);
-            self.contributors.entry(e.prefix).or_default().insert(key);
+            let c = self.contributors.entry(e.prefix).or_default();
+            if let Err(at) = c.binary_search(&key) {
+                c.reserve_exact(1);
+                c.insert(at, key);
+            }
         }
         for r in &new.rejected {
             let n = self.rejections.entry(r.clone()).or_default();
@@ -340,6 +344,7 @@ impl ExposurePlanner {
                             prefix: *prefix,
                             kind: e.kind,
                             bridge: e.bridge.clone(),
+                            vlan: e.vlan,
                             gateway: e.gateway.clone(),
                             sources: vec![e.source.clone()],
                         })

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use ovn_model::nb::{
@@ -12,7 +13,7 @@ use ovn_model::nb::{
 };
 use ovsdb::{Replica, Uuid};
 
-use super::index::{Dep, Index};
+use super::index::{Dep, Index, Provider};
 use super::{ExposureConfig, Gateway, Kind, Rejected, TenantMethod};
 
 /// One exposed prefix as a unit found it.
@@ -20,14 +21,16 @@ use super::{ExposureConfig, Gateway, Kind, Rejected, TenantMethod};
 pub(super) struct Entry {
     pub prefix: IpNet,
     pub kind: Kind,
-    pub bridge: String,
-    pub gateway: Option<Gateway>,
-    pub source: String,
+    pub bridge: Arc<str>,
+    pub vlan: Option<u16>,
+    pub gateway: Option<Arc<Gateway>>,
+    pub source: Arc<str>,
 }
 
 /// What one unit contributes to the plan, and what it read (router units).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Unit {
+    /// Kept at its exact size (a unit lives as long as its rows; most hold one entry).
     pub entries: Vec<Entry>,
     pub rejected: Vec<Rejected>,
     pub deps: HashSet<Dep>,
@@ -48,6 +51,14 @@ impl Builder<'_> {
         });
     }
 
+    /// The unit, its vectors at their exact size.
+    fn finish(mut self) -> Unit {
+        self.unit.entries.shrink_to_fit();
+        self.unit.rejected.shrink_to_fit();
+        self.unit.deps.shrink_to_fit();
+        self.unit
+    }
+
     fn dep(&mut self, d: Dep) {
         self.unit.deps.insert(d);
     }
@@ -63,9 +74,9 @@ impl Builder<'_> {
         &mut self,
         prefix: IpNet,
         kind: Kind,
-        bridge: &str,
-        gateway: Option<&Gateway>,
-        source: &str,
+        provider: &Provider,
+        gateway: Option<&Arc<Gateway>>,
+        source: &Arc<str>,
     ) {
         if let Some(reason) = never_exposed(&prefix) {
             self.reject(&prefix.to_string(), source, reason);
@@ -84,9 +95,10 @@ impl Builder<'_> {
         self.unit.entries.push(Entry {
             prefix,
             kind,
-            bridge: bridge.to_string(),
+            bridge: provider.bridge.clone(),
+            vlan: provider.vlan,
             gateway: gateway.cloned(),
-            source: source.to_string(),
+            source: source.clone(),
         });
     }
 
@@ -95,12 +107,12 @@ impl Builder<'_> {
         &mut self,
         ip: &str,
         kind: Kind,
-        bridge: &str,
-        gateway: Option<&Gateway>,
-        source: &str,
+        provider: &Provider,
+        gateway: Option<&Arc<Gateway>>,
+        source: &Arc<str>,
     ) {
         match ip.parse::<IpAddr>() {
-            Ok(addr) => self.add(IpNet::from(addr), kind, bridge, gateway, source),
+            Ok(addr) => self.add(IpNet::from(addr), kind, provider, gateway, source),
             Err(_) => self.reject(ip, source, "not an IP address"),
         }
     }
@@ -151,8 +163,8 @@ fn port_ips<'a>(lsp: &LogicalSwitchPort<'a>) -> Vec<&'a str> {
     out
 }
 
-fn lsp_source(lsp: &LogicalSwitchPort<'_>) -> String {
-    format!("Logical_Switch_Port {}", lsp.name())
+fn lsp_source(lsp: &LogicalSwitchPort<'_>) -> Arc<str> {
+    Arc::from(format!("Logical_Switch_Port {}", lsp.name()))
 }
 
 /// A VIF or virtual port on a provider network bound here. `None`: the port contributes nothing.
@@ -166,7 +178,7 @@ pub(super) fn provider_port(
     if !matches!(lsp.port_type(), "" | "virtual") || lsp.enabled() == Some(false) {
         return None;
     }
-    let bridge = idx.provider_of_port(uuid)?;
+    let provider = idx.provider_of_port(uuid)?;
     if !idx.is_here(lsp.name()) {
         return None;
     }
@@ -176,9 +188,9 @@ pub(super) fn provider_port(
     };
     let source = lsp_source(&lsp);
     for ip in port_ips(&lsp) {
-        b.add_ip(ip, Kind::ProviderPort, bridge, None, &source);
+        b.add_ip(ip, Kind::ProviderPort, provider, None, &source);
     }
-    Some(b.unit)
+    Some(b.finish())
 }
 
 /// The gateway port of a router and its provider bridge: a distributed gateway port (gateway
@@ -189,7 +201,7 @@ fn router_gateway<'a>(
     idx: &Index,
     b: &mut Builder<'_>,
     lr: &LogicalRouter<'a>,
-) -> Option<(LogicalRouterPort<'a>, String, bool)> {
+) -> Option<(LogicalRouterPort<'a>, Provider, bool)> {
     let gw_router_here = lr.options().get("chassis") == Some(idx.system_id());
     for uuid in lr.ports() {
         b.dep(Dep::Row(uuid));
@@ -197,7 +209,7 @@ fn router_gateway<'a>(
             continue;
         };
         b.dep(Dep::LrpSwitch(lrp.name().to_string()));
-        let Some(bridge) = idx.provider_of_lrp(lrp.name()) else {
+        let Some(provider) = idx.provider_of_lrp(lrp.name()) else {
             continue;
         };
         let distributed = lrp.gateway_chassis().next().is_some()
@@ -205,10 +217,10 @@ fn router_gateway<'a>(
             || lrp.options().contains("redirect-chassis");
         if distributed {
             let here = b.is_here(idx, &format!("cr-{}", lrp.name()));
-            return Some((lrp, bridge.to_string(), here));
+            return Some((lrp, provider.clone(), here));
         }
         if gw_router_here {
-            return Some((lrp, bridge.to_string(), true));
+            return Some((lrp, provider.clone(), true));
         }
     }
     None
@@ -259,17 +271,17 @@ pub(super) fn router(nb: &Replica, idx: &Index, cfg: &ExposureConfig, uuid: &Uui
     };
     b.dep(Dep::Row(*uuid));
     if lr.enabled() == Some(false) {
-        return Some(b.unit);
+        return Some(b.finish());
     }
-    let Some((gw_port, bridge, gw_here)) = router_gateway(nb, idx, &mut b, &lr) else {
-        return Some(b.unit);
+    let Some((gw_port, provider, gw_here)) = router_gateway(nb, idx, &mut b, &lr) else {
+        return Some(b.finish());
     };
-    let gateway = gateway_of(&gw_port);
-    let gw_source = format!(
+    let gateway = Arc::new(gateway_of(&gw_port));
+    let gw_source: Arc<str> = Arc::from(format!(
         "Logical_Router_Port {} (router {})",
         gw_port.name(),
         lr.name()
-    );
+    ));
 
     // Floating IPs: distributed ones where their port is; centralized ones with the gateway.
     for uuid in lr.nat() {
@@ -285,18 +297,24 @@ pub(super) fn router(nb: &Replica, idx: &Index, cfg: &ExposureConfig, uuid: &Uui
             _ => gw_here,
         };
         if here {
-            let source = format!(
+            let source: Arc<str> = Arc::from(format!(
                 "NAT {} ({} -> {}, router {})",
                 nat.uuid(),
                 nat.external_ip(),
                 nat.logical_ip(),
                 lr.name()
+            ));
+            b.add_ip(
+                nat.external_ip(),
+                Kind::FloatingIp,
+                &provider,
+                None,
+                &source,
             );
-            b.add_ip(nat.external_ip(), Kind::FloatingIp, &bridge, None, &source);
         }
     }
     if !gw_here {
-        return Some(b.unit);
+        return Some(b.finish());
     }
     // The gateway port's own addresses.
     for net in gw_port.networks() {
@@ -304,7 +322,7 @@ pub(super) fn router(nb: &Replica, idx: &Index, cfg: &ExposureConfig, uuid: &Uui
             Ok(n) => b.add(
                 IpNet::from(n.addr()),
                 Kind::GatewayIp,
-                &bridge,
+                &provider,
                 None,
                 &gw_source,
             ),
@@ -317,25 +335,29 @@ pub(super) fn router(nb: &Replica, idx: &Index, cfg: &ExposureConfig, uuid: &Uui
         let Some(lb) = LoadBalancer::get(nb, &uuid) else {
             continue;
         };
-        let source = format!("Load_Balancer {} (router {})", lb.name(), lr.name());
+        let source: Arc<str> = Arc::from(format!(
+            "Load_Balancer {} (router {})",
+            lb.name(),
+            lr.name()
+        ));
         for (vip, _backends) in lb.vips().iter() {
             b.add_ip(
                 vip_ip(vip),
                 Kind::LoadBalancerVip,
-                &bridge,
+                &provider,
                 Some(&gateway),
                 &source,
             );
         }
         if let Some(fip) = lb.external_ids().get("neutron:vip_fip") {
-            b.add_ip(fip, Kind::FloatingIp, &bridge, Some(&gateway), &source);
+            b.add_ip(fip, Kind::FloatingIp, &provider, Some(&gateway), &source);
         }
     }
     // Tenant networks behind this gateway.
     if cfg.expose_tenant_networks || cfg.expose_ipv6_gua_tenant_networks {
-        tenant_networks(nb, idx, &mut b, &lr, &gw_port, &bridge, &gateway);
+        tenant_networks(nb, idx, &mut b, &lr, &gw_port, &provider, &gateway);
     }
-    Some(b.unit)
+    Some(b.finish())
 }
 
 fn tenant_networks(
@@ -344,8 +366,8 @@ fn tenant_networks(
     b: &mut Builder<'_>,
     lr: &LogicalRouter<'_>,
     gw_port: &LogicalRouterPort<'_>,
-    bridge: &str,
-    gateway: &Gateway,
+    provider: &Provider,
+    gateway: &Arc<Gateway>,
 ) {
     let cfg = b.cfg;
     // Subnets the router SNATs (for require_snat_disabled_for_tenant_networks).
@@ -368,7 +390,11 @@ fn tenant_networks(
         if lrp.uuid() == gw_port.uuid() || lrp.peer().is_some() {
             continue;
         }
-        let source = format!("Logical_Router_Port {} (router {})", lrp.name(), lr.name());
+        let source: Arc<str> = Arc::from(format!(
+            "Logical_Router_Port {} (router {})",
+            lrp.name(),
+            lr.name()
+        ));
         let scopes = [
             lrp.external_ids().get("neutron:subnet_pool_addr_scope4"),
             lrp.external_ids().get("neutron:subnet_pool_addr_scope6"),
@@ -414,7 +440,7 @@ fn tenant_networks(
             }
             match cfg.tenant_method {
                 TenantMethod::Subnet => {
-                    b.add(subnet, Kind::TenantSubnet, bridge, Some(gateway), &source)
+                    b.add(subnet, Kind::TenantSubnet, provider, Some(gateway), &source)
                 }
                 TenantMethod::Host => {
                     b.dep(Dep::LrpSwitch(lrp.name().to_string()));
@@ -439,7 +465,7 @@ fn tenant_networks(
                                 Ok(a) if subnet.contains(&a) => b.add(
                                     IpNet::from(a),
                                     Kind::TenantIp,
-                                    bridge,
+                                    provider,
                                     Some(gateway),
                                     &src,
                                 ),
