@@ -73,6 +73,7 @@ mod frr;
 mod lab;
 mod netns;
 mod ovsdb;
+pub mod peering;
 mod pki;
 mod process;
 mod util;

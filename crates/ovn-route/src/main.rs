@@ -3,6 +3,7 @@
 mod agent;
 mod db;
 mod lab;
+mod peer;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,10 @@ enum Command {
     /// Run the built-in lab: real OVN, OVS and FRR daemons in temporary directories and namespaces.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Peer OVN networks (logical routers), like `incus network peer` (see docs/peering.md).
+    Peer(peer::PeerArgs),
+    /// Run the peering controller alone: keeps every peering's OVN objects in line.
+    Controller(peer::ControllerArgs),
 }
 
 fn init_logging(filter: Option<&str>, json: bool, default: &str) {
@@ -60,6 +65,8 @@ fn main() -> Result<ExitCode> {
     let mut default_level = match cli.command {
         Command::Db(_) | Command::Status(_) => "warn",
         Command::Lab(_) | Command::Agent(_) => "info",
+        Command::Peer(_) => "warn",
+        Command::Controller(_) => "info",
     };
     // The agent's configuration decides its log level (`debug`), so read it first.
     let agent_cfg = match &cli.command {
@@ -86,5 +93,7 @@ fn main() -> Result<ExitCode> {
             rt.block_on(db::run(cmd)).map(|_| ExitCode::SUCCESS)
         }
         Command::Lab(cmd) => lab::run(cmd).map(|_| ExitCode::SUCCESS),
+        Command::Peer(a) => peer::peer(a).map(|_| ExitCode::SUCCESS),
+        Command::Controller(a) => peer::controller(a).map(|_| ExitCode::SUCCESS),
     }
 }

@@ -1,0 +1,624 @@
+//! `ovn-route peer` (shaped like `incus network peer`) and `ovn-route controller`.
+//!
+//! Declarations live in the NB on the declaring router (see `docs/peering.md`). Every command that
+//! changes one also makes that network's OVN objects match in the same transaction (guarded by
+//! `wait`s), so `create` can say at once whether the peering is created or pending; the
+//! controller keeps everything in line afterwards.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use ovn_route_peer::apply::edit_network;
+use ovn_route_peer::controller::{self, session_config, ControllerConfig};
+use ovn_route_peer::model::{validate_config_key, validate_peer_name, validate_target_name};
+use ovn_route_peer::{plan, read, Declaration, PeerError, PeerType, PeerView, Snapshot, Status};
+use ovsdb::{Remote, Session, SslConfig, Uuid};
+
+/// How to reach the NB (shared by `peer` and `controller`).
+#[derive(Args, Debug, Clone)]
+pub struct NbArgs {
+    /// NB remote: tcp:IP:PORT, ssl:IP:PORT or unix:PATH; a comma-separated list for a cluster.
+    #[arg(
+        long,
+        global = true,
+        value_name = "REMOTE",
+        default_value = "unix:/var/run/ovn/ovnnb_db.sock"
+    )]
+    pub db: String,
+    /// TLS private key for ssl: remotes (PEM).
+    #[arg(short = 'p', long, global = true, value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
+    /// TLS certificate (PEM).
+    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+    /// TLS CA certificate (PEM).
+    #[arg(short = 'C', long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Give up if the NB is not loaded within this many seconds.
+    #[arg(long, global = true, default_value_t = 30.0, value_name = "SECS")]
+    pub timeout: f64,
+}
+
+/// `ovn-route peer`: manage peering between OVN networks (logical routers).
+#[derive(Args, Debug)]
+pub struct PeerArgs {
+    #[command(flatten)]
+    nb: NbArgs,
+    /// Project of the network the command is about (the label `ovn-route:project` on its router).
+    #[arg(long, global = true, default_value = "default")]
+    project: String,
+    #[command(subcommand)]
+    command: PeerCommand,
+}
+
+/// Output formats of `peer list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// A JSON array.
+    Json,
+    /// A YAML list.
+    Yaml,
+}
+
+#[derive(Subcommand, Debug)]
+enum PeerCommand {
+    /// List the peers of a network.
+    List {
+        /// The network: its router's name or its short name.
+        network: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show a peer (YAML).
+    Show {
+        /// The network.
+        network: String,
+        /// The peer's name.
+        peer: String,
+    },
+    /// Declare a peer; the relationship is created once the target declares it back.
+    Create {
+        /// The network.
+        network: String,
+        /// The peer's name on this network.
+        peer: String,
+        /// The target: [<project>/]<network> (local) or <integration> (remote).
+        target: String,
+        /// Configuration: user.KEY=VALUE ...
+        config: Vec<String>,
+        /// local (remote is not supported yet).
+        #[arg(long = "type", default_value = "local")]
+        kind: String,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Print a configuration key (or, with --property, a property) of a peer.
+    Get {
+        /// The network.
+        network: String,
+        /// The peer.
+        peer: String,
+        /// The key.
+        key: String,
+        /// Read a property (description, type, target_project, ...) instead of a config key.
+        #[arg(long)]
+        property: bool,
+    },
+    /// Set configuration keys (KEY=VALUE ..., or KEY VALUE) or, with --property, the description.
+    Set {
+        /// The network.
+        network: String,
+        /// The peer.
+        peer: String,
+        /// KEY=VALUE pairs, or KEY VALUE.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// Set a property instead of a config key.
+        #[arg(long)]
+        property: bool,
+    },
+    /// Remove a configuration key (or, with --property, clear the description).
+    Unset {
+        /// The network.
+        network: String,
+        /// The peer.
+        peer: String,
+        /// The key.
+        key: String,
+        /// Clear a property instead of a config key.
+        #[arg(long)]
+        property: bool,
+    },
+    /// Edit a peer as YAML in $EDITOR (or read the new YAML from stdin when it is not a terminal).
+    Edit {
+        /// The network.
+        network: String,
+        /// The peer.
+        peer: String,
+    },
+    /// Delete a peer; its relationship's objects go, the other side returns to pending.
+    Delete {
+        /// The network.
+        network: String,
+        /// The peer.
+        peer: String,
+    },
+}
+
+/// `ovn-route controller`: run the peering controller alone.
+#[derive(Args, Debug)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    nb: NbArgs,
+    /// Name of the NB lock that makes one controller active cluster-wide (letters, digits, _).
+    #[arg(long, default_value = controller::LOCK_NAME)]
+    lock: String,
+    /// Reconcile at least this often, in seconds, changes or not.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    period: f64,
+}
+
+fn remotes(nb: &NbArgs) -> Result<(Vec<Remote>, Option<SslConfig>)> {
+    let remotes = Remote::parse_list(&nb.db)?;
+    let ssl = match (&nb.private_key, &nb.certificate, &nb.ca_cert) {
+        (None, None, None) => None,
+        (Some(k), Some(c), Some(ca)) => Some(SslConfig {
+            private_key: k.clone(),
+            certificate: c.clone(),
+            ca_cert: ca.clone(),
+        }),
+        _ => bail!("TLS needs all three of --private-key, --certificate and --ca-cert"),
+    };
+    if ssl.is_none() && remotes.iter().any(Remote::is_ssl) {
+        bail!(
+            "remote {} is ssl: but no --private-key/--certificate/--ca-cert were given",
+            nb.db
+        );
+    }
+    Ok((remotes, ssl))
+}
+
+async fn connect(nb: &NbArgs) -> Result<Session> {
+    let (remotes, ssl) = remotes(nb)?;
+    let mut cfg = session_config(remotes);
+    cfg.connect.ssl = ssl;
+    let session = Session::start(cfg);
+    let timeout = Duration::from_secs_f64(nb.timeout.max(0.1));
+    if tokio::time::timeout(timeout, session.wait_connected())
+        .await
+        .is_err()
+    {
+        let why = session
+            .status()
+            .last_error
+            .unwrap_or_else(|| "no answer".to_string());
+        bail!(
+            "{}: OVN_Northbound not loaded within {:.0} s: {why}",
+            nb.db,
+            nb.timeout
+        );
+    }
+    Ok(session)
+}
+
+/// The router of `network` in `project` (the user's own network: saying it is missing is fine).
+fn resolve(snap: &Snapshot, project: &str, network: &str) -> Result<Uuid, PeerError> {
+    let found = snap.find_network(project, network);
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(PeerError::NoSuchNetwork {
+            project: project.to_string(),
+            network: network.to_string(),
+        }),
+        many => Err(PeerError::AmbiguousNetwork {
+            project: project.to_string(),
+            network: network.to_string(),
+            routers: many
+                .iter()
+                .map(|u| format!("{} ({u})", snap.routers[u].name))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Parses `user.KEY=VALUE` arguments.
+fn parse_config(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("config {p:?}: expected KEY=VALUE"))?;
+        validate_config_key(k)?;
+        m.insert(k.to_string(), v.to_string());
+    }
+    Ok(m)
+}
+
+/// The user-facing line of a status.
+fn status_line(st: &Status) -> String {
+    match st {
+        Status::Created => "created".to_string(),
+        other => other.message(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Runs a `peer` subcommand.
+pub fn peer(a: PeerArgs) -> Result<()> {
+    runtime()?.block_on(run(a))
+}
+
+/// Runs `ovn-route controller` until SIGINT or SIGTERM.
+pub fn controller(a: ControllerArgs) -> Result<()> {
+    runtime()?.block_on(run_controller(a))
+}
+
+async fn run(a: PeerArgs) -> Result<()> {
+    validate_target_name("project", &a.project)?;
+    let session = connect(&a.nb).await?;
+    let mut events = session.subscribe();
+    let project = a.project.clone();
+    let snap = session.read(read::snapshot);
+    // Resolve the network once; edits then work on its router (re-read on every attempt).
+    let network = match &a.command {
+        PeerCommand::List { network, .. }
+        | PeerCommand::Show { network, .. }
+        | PeerCommand::Create { network, .. }
+        | PeerCommand::Get { network, .. }
+        | PeerCommand::Set { network, .. }
+        | PeerCommand::Unset { network, .. }
+        | PeerCommand::Edit { network, .. }
+        | PeerCommand::Delete { network, .. } => network.clone(),
+    };
+    let router = resolve(&snap, &project, &network)?;
+    let view = |snap: &Snapshot, name: &str| -> Result<PeerView, PeerError> {
+        let r = &snap.routers[&router];
+        let d = r
+            .declaration(name)
+            .ok_or_else(|| PeerError::NoSuchPeer {
+                network: network.clone(),
+                peer: name.to_string(),
+            })?
+            .map_err(PeerError::from)?;
+        let p = plan(snap);
+        let st = p.status(router, name).cloned().unwrap_or(Status::Pending);
+        Ok(PeerView::new(name, &d, &st))
+    };
+    let mut out = std::io::stdout().lock();
+    match a.command {
+        PeerCommand::List { format, .. } => {
+            let p = plan(&snap);
+            let r = &snap.routers[&router];
+            let mut views = Vec::new();
+            for (name, raw) in r.raw_declarations() {
+                let st = p.status(router, name).cloned().unwrap_or(Status::Pending);
+                match Declaration::parse(raw) {
+                    Ok(d) => views.push(PeerView::new(name, &d, &st)),
+                    Err(_) => views.push(PeerView {
+                        name: name.to_string(),
+                        description: String::new(),
+                        config: BTreeMap::new(),
+                        kind: PeerType::Local,
+                        target_project: None,
+                        target_network: None,
+                        target_integration: None,
+                        status: st.as_str().to_string(),
+                        status_message: st.message(),
+                    }),
+                }
+            }
+            match format {
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut out, &views)?;
+                    writeln!(out)?;
+                }
+                Format::Yaml => write!(out, "{}", yaml_serde::to_string(&views)?)?,
+                Format::Table => write!(out, "{}", table(&views))?,
+            }
+        }
+        PeerCommand::Show { peer, .. } => {
+            let v = view(&snap, &peer)?;
+            write!(out, "{}", yaml_serde::to_string(&v)?)?;
+        }
+        PeerCommand::Get {
+            peer,
+            key,
+            property,
+            ..
+        } => {
+            let v = view(&snap, &peer)?;
+            let value = if property {
+                property_value(&v, &key)?
+            } else {
+                v.config.get(&key).cloned().unwrap_or_default()
+            };
+            writeln!(out, "{value}")?;
+        }
+        PeerCommand::Create {
+            peer,
+            target,
+            config,
+            kind,
+            description,
+            ..
+        } => {
+            validate_peer_name(&peer)?;
+            let kind: PeerType = kind.parse()?;
+            if kind == PeerType::Remote {
+                return Err(PeerError::Unsupported("remote peering (--type remote)").into());
+            }
+            let (tp, tn) = match target.split_once('/') {
+                Some((p, n)) => (p.to_string(), n.to_string()),
+                None => (project.clone(), target.clone()),
+            };
+            let mut decl = Declaration::local(&tp, &tn);
+            decl.description = description;
+            decl.config = parse_config(&config)?;
+            decl.validate()?;
+            let (_, p) = edit_network(&session, &mut events, router, |_, r| {
+                if r.declaration(&peer).is_some() {
+                    return Err(PeerError::PeerExists {
+                        network: network.clone(),
+                        peer: peer.clone(),
+                    });
+                }
+                for (other, raw) in r.raw_declarations() {
+                    let same = Declaration::parse(raw)
+                        .ok()
+                        .and_then(|d| {
+                            d.local_target()
+                                .map(|(p, n)| (p.to_string(), n.to_string()))
+                        })
+                        .is_some_and(|t| t == (tp.clone(), tn.clone()));
+                    if same {
+                        return Err(PeerError::DuplicateTarget {
+                            network: network.clone(),
+                            existing: other.to_string(),
+                            target: format!("{tp}/{tn}"),
+                        });
+                    }
+                }
+                r.set_declaration(&peer, &decl);
+                Ok(())
+            })
+            .await?;
+            let st = p.status(router, &peer).cloned().unwrap_or(Status::Pending);
+            writeln!(out, "{}", status_line(&st))?;
+        }
+        PeerCommand::Set {
+            peer,
+            pairs,
+            property,
+            ..
+        } => {
+            let kv: Vec<(String, String)> = if pairs.len() == 2 && !pairs[0].contains('=') {
+                vec![(pairs[0].clone(), pairs[1].clone())]
+            } else {
+                pairs
+                    .iter()
+                    .map(|p| {
+                        p.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .ok_or_else(|| anyhow!("{p:?}: expected KEY=VALUE"))
+                    })
+                    .collect::<Result<_>>()?
+            };
+            for (k, _) in &kv {
+                if property {
+                    if k != "description" {
+                        bail!("property {k:?} cannot be set: only description can (delete and create the peer to change its target)");
+                    }
+                } else {
+                    validate_config_key(k)?;
+                }
+            }
+            update(&session, &mut events, router, &network, &peer, |d| {
+                for (k, v) in &kv {
+                    if property {
+                        d.description = v.clone();
+                    } else {
+                        d.config.insert(k.clone(), v.clone());
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        PeerCommand::Unset {
+            peer,
+            key,
+            property,
+            ..
+        } => {
+            if property && key != "description" {
+                bail!("property {key:?} cannot be unset: only description can");
+            }
+            update(&session, &mut events, router, &network, &peer, |d| {
+                if property {
+                    d.description.clear();
+                } else {
+                    d.config.remove(&key);
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        PeerCommand::Edit { peer, .. } => {
+            let current = view(&snap, &peer)?;
+            let text = if std::io::stdin().is_terminal() {
+                edit_in_editor(&yaml_serde::to_string(&current)?)?
+            } else {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            };
+            let new: PeerView =
+                yaml_serde::from_str(&text).context("the edited peer is not valid YAML")?;
+            if new.name != current.name {
+                bail!(
+                    "the name cannot be changed ({:?} -> {:?})",
+                    current.name,
+                    new.name
+                );
+            }
+            let wanted = new.declaration()?;
+            update(&session, &mut events, router, &network, &peer, |d| {
+                if wanted.kind != d.kind
+                    || wanted.target_project != d.target_project
+                    || wanted.target_network != d.target_network
+                    || wanted.target_integration != d.target_integration
+                {
+                    return Err(PeerError::Invalid(
+                        "only description and config can be changed; delete and create the peer to change its target".into(),
+                    ));
+                }
+                *d = wanted.clone();
+                Ok(())
+            })
+            .await?;
+        }
+        PeerCommand::Delete { peer, .. } => {
+            edit_network(&session, &mut events, router, |_, r| {
+                if r.remove_declaration(&peer) {
+                    Ok(())
+                } else {
+                    Err(PeerError::NoSuchPeer {
+                        network: network.clone(),
+                        peer: peer.clone(),
+                    })
+                }
+            })
+            .await?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Changes one existing declaration with `f`.
+async fn update(
+    session: &Session,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<ovsdb::Event>,
+    router: Uuid,
+    network: &str,
+    peer: &str,
+    mut f: impl FnMut(&mut Declaration) -> Result<(), PeerError>,
+) -> Result<()> {
+    edit_network(session, events, router, |_, r| {
+        let mut d = r.declaration(peer).ok_or_else(|| PeerError::NoSuchPeer {
+            network: network.to_string(),
+            peer: peer.to_string(),
+        })??;
+        f(&mut d)?;
+        d.validate()?;
+        r.set_declaration(peer, &d);
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+fn property_value(v: &PeerView, key: &str) -> Result<String> {
+    Ok(match key {
+        "name" => v.name.clone(),
+        "description" => v.description.clone(),
+        "type" => v.kind.to_string(),
+        "target_project" => v.target_project.clone().unwrap_or_default(),
+        "target_network" => v.target_network.clone().unwrap_or_default(),
+        "target_integration" => v.target_integration.clone().unwrap_or_default(),
+        "status" => v.status.clone(),
+        other => bail!("unknown property {other:?}"),
+    })
+}
+
+fn table(views: &[PeerView]) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "DESCRIPTION".into(),
+        "PEER".into(),
+        "TYPE".into(),
+        "STATUS".into(),
+    ]];
+    for v in views {
+        let peer = match (&v.target_project, &v.target_network, &v.target_integration) {
+            (Some(p), Some(n), _) => format!("{p}/{n}"),
+            (_, _, Some(i)) => i.clone(),
+            _ => String::new(),
+        };
+        rows.push([
+            v.name.clone(),
+            v.description.clone(),
+            peer,
+            v.kind.to_string(),
+            v.status.to_uppercase(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut s = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        s.push_str(line.join("  ").trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+fn edit_in_editor(initial: &str) -> Result<String> {
+    let path = std::env::temp_dir().join(format!("ovn-route-peer-{}.yaml", std::process::id()));
+    std::fs::write(&path, initial)?;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".to_string());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status()
+        .with_context(|| format!("running editor {editor:?}"));
+    let text = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    let status = status?;
+    if !status.success() {
+        bail!("editor {editor:?} exited with {status}; nothing changed");
+    }
+    Ok(text?)
+}
+
+async fn run_controller(a: ControllerArgs) -> Result<()> {
+    let session = connect(&a.nb).await?;
+    let cfg = ControllerConfig {
+        lock: a.lock,
+        period: Duration::from_secs_f64(a.period.max(0.1)),
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    controller::run(&session, &cfg, shutdown).await?;
+    Ok(())
+}
