@@ -53,6 +53,9 @@ const NONE_WANTED: DevNeighbours<'static> = DevNeighbours {
     proxy_ndp: &NO_PROXIES,
 };
 
+/// The errors kept per reconcile of one object set (the rest are counted).
+const MAX_ERRORS_EACH: usize = 5;
+
 /// What a pass did.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyReport {
@@ -90,8 +93,20 @@ impl ApplyReport {
             Ok(s) => self.stats(object, what, &s),
             Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
                 self.stats(object, what, &stats);
-                self.errors
-                    .extend(errors.iter().map(|e| format!("{what}: {e}")));
+                // One missing device fails every route through it: a few examples and a count
+                // say as much as 50,000 lines.
+                self.errors.extend(
+                    errors
+                        .iter()
+                        .take(MAX_ERRORS_EACH)
+                        .map(|e| format!("{what}: {e}")),
+                );
+                if errors.len() > MAX_ERRORS_EACH {
+                    self.errors.push(format!(
+                        "{what}: {} more {object} errors (the first {MAX_ERRORS_EACH} are above)",
+                        errors.len() - MAX_ERRORS_EACH
+                    ));
+                }
             }
             Err(e) => self.errors.push(format!("{what}: {e}")),
         }

@@ -94,6 +94,18 @@ impl Reconciler {
         what: &'static str,
         msg: RouteNetlinkMessage,
     ) -> Result<Vec<Msg>, Error> {
+        self.dump_with(what, msg, Some).await
+    }
+
+    /// Sends a dump request and keeps what `keep` makes of each answer as it arrives (a dump of
+    /// every route of a large host is mostly thrown away: holding it whole first would double the
+    /// agent's memory for a moment).
+    pub(crate) async fn dump_with<T>(
+        &self,
+        what: &'static str,
+        msg: RouteNetlinkMessage,
+        mut keep: impl FnMut(Msg) -> Option<T>,
+    ) -> Result<Vec<T>, Error> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         let mut handle = self.handle.clone();
@@ -109,7 +121,7 @@ impl Reconciler {
                         source: rtnetlink::Error::NetlinkError(e),
                     })
                 }
-                NetlinkPayload::InnerMessage(_) => out.push(m),
+                NetlinkPayload::InnerMessage(_) => out.extend(keep(m)),
                 _ => {}
             }
         }
@@ -164,18 +176,20 @@ impl Reconciler {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut m = RouteMessage::default();
             m.header.address_family = family;
-            let msgs = self
-                .dump("routes", RouteNetlinkMessage::GetRoute(m))
-                .await?;
-            for m in msgs {
-                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) = m.payload {
-                    if route_table(&r) == table && !r.header.flags.contains(RouteFlags::Cloned) {
-                        if let Some(o) = parse_route(&r, &names) {
-                            out.push(o);
+            let routes = self
+                .dump_with("routes", RouteNetlinkMessage::GetRoute(m), |m| {
+                    match m.payload {
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
+                            if route_table(&r) == table
+                                && !r.header.flags.contains(RouteFlags::Cloned) =>
+                        {
+                            parse_route(&r, &names)
                         }
+                        _ => None,
                     }
-                }
-            }
+                })
+                .await?;
+            out.extend(routes);
         }
         Ok(out)
     }

@@ -1317,6 +1317,16 @@ impl Rpc {
 
 static NS_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Whether this kernel can create VLAN devices (tried in a scratch namespace).
+fn kernel_has_vlan() -> Result<bool> {
+    let ns = Netns::new()?;
+    Ok(ns
+        .ip(&[
+            "link", "add", "link", "br-ex", "name", "br-ex.1", "type", "vlan", "id", "1",
+        ])
+        .is_ok())
+}
+
 /// A scratch network namespace with a kernel bridge `br-ex` (up), deleted on drop.
 struct Netns {
     name: String,
@@ -1747,6 +1757,20 @@ fn run_in(
     let t = Instant::now();
     let nb = Server::start(work, "nb", &work.join("nb.db"))?;
     let nb_load = t.elapsed().as_secs_f64();
+    // The provider networks are tagged (VLAN 100 + n): the agent reaches them through VLAN
+    // devices on br-ex. A kernel without VLAN devices (8021q) cannot have them, so there the
+    // tags are cleared and the networks are flat (16 devices fewer; the routes are the same).
+    if !kernel_has_vlan()? {
+        let mut rpc = Rpc::connect(&nb.sock)?;
+        rpc.transact(
+            "OVN_Northbound",
+            vec![json!({"op": "update", "table": "Logical_Switch_Port",
+                "where": [["type", "==", "localnet"]], "row": {"tag": ["set", []]}})],
+        )?;
+        eprintln!(
+            "   this kernel has no VLAN devices: localnet tags cleared (flat provider networks)"
+        );
+    }
     let ovs_db = work.join("ovs.db");
     let st = Command::new("ovsdb-tool")
         .arg("create")

@@ -13,14 +13,14 @@ use ovsdb::{Replica, Uuid};
 use crate::ChassisIdentity;
 
 /// Something a router unit read, whose change must recompute it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Dep {
     /// A Northbound row (router port, NAT, load balancer, switch, switch port, the router itself).
     Row(Uuid),
     /// Whether the logical port of this name is bound here.
-    Bound(String),
+    Bound(Arc<str>),
     /// Which switch the router port of this name attaches to.
-    LrpSwitch(String),
+    LrpSwitch(Arc<str>),
 }
 
 /// Which rows say where a logical port is: router ports (`hosting-chassis`, without SB) or SB
@@ -39,16 +39,23 @@ pub(super) struct Provider {
     pub vlan: Option<u16>,
 }
 
-/// What the index remembers of one switch port.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct PortFacts {
-    name: String,
-    /// `options:network_name` of a localnet port.
-    localnet: Option<String>,
-    /// `tag` of a localnet port (the provider network's VLAN).
+/// A localnet port's provider network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LocalnetFacts {
+    /// `options:network_name`.
+    network: String,
+    /// `tag` (the provider network's VLAN).
     tag: Option<i64>,
+}
+
+/// What the index remembers of one switch port (every port of the NB: kept small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PortFacts {
+    name: Arc<str>,
+    /// Set for a localnet port.
+    localnet: Option<Box<LocalnetFacts>>,
     /// `options:router-port` of a router-type port.
-    router_port: Option<String>,
+    router_port: Option<Arc<str>>,
     /// Bound here by `options:requested-chassis` (used without a Southbound database).
     requested_here: bool,
 }
@@ -62,6 +69,22 @@ pub(super) struct Touched {
     pub ports: HashSet<Uuid>,
     /// Facts that changed (for the router units that read them).
     pub deps: HashSet<Dep>,
+    /// Record nothing (building the index from scratch: every unit is computed anyway).
+    pub quiet: bool,
+}
+
+impl Touched {
+    fn dep(&mut self, d: Dep) {
+        if !self.quiet {
+            self.deps.insert(d);
+        }
+    }
+
+    fn port(&mut self, u: Uuid) {
+        if !self.quiet {
+            self.ports.insert(u);
+        }
+    }
 }
 
 /// The topology index.
@@ -80,9 +103,9 @@ pub(super) struct Index {
     /// Switch of each switch port.
     switch_of_port: HashMap<Uuid, Uuid>,
     ports: HashMap<Uuid, PortFacts>,
-    port_by_name: HashMap<String, Uuid>,
+    port_by_name: HashMap<Arc<str>, Uuid>,
     /// Router port name -> the switch it attaches to (through a router-type switch port).
-    switch_of_lrp: HashMap<String, Uuid>,
+    switch_of_lrp: HashMap<Arc<str>, Uuid>,
     /// Without SB: router ports whose `status:hosting-chassis` is this chassis (uuid -> name).
     lrp_here: HashMap<Uuid, String>,
     /// With SB: this chassis' Chassis rows.
@@ -113,7 +136,10 @@ impl Index {
 
     /// Indexes every row.
     pub fn build(&mut self, nb: &Replica, sb: Option<&Replica>) {
-        let mut t = Touched::default();
+        let mut t = Touched {
+            quiet: true,
+            ..Touched::default()
+        };
         let switches: Vec<Uuid> = LogicalSwitch::all(nb).map(|s| s.uuid()).collect();
         for u in switches {
             self.switch_changed(nb, u, &mut t);
@@ -124,11 +150,11 @@ impl Index {
         }
         // Provider networks, now that every port's switch is known.
         for (u, f) in &self.ports {
-            if let (Some(net), Some(sw)) = (&f.localnet, self.switch_of_port.get(u)) {
-                if let Some(br) = self.mappings.get(net) {
+            if let (Some(ln), Some(sw)) = (&f.localnet, self.switch_of_port.get(u)) {
+                if let Some(br) = self.mappings.get(&ln.network) {
                     self.provider.entry(*sw).or_insert_with(|| Provider {
                         bridge: br.clone(),
-                        vlan: f
+                        vlan: ln
                             .tag
                             .and_then(|t| u16::try_from(t).ok())
                             .filter(|t| *t != 0),
@@ -221,18 +247,21 @@ impl Index {
     }
 
     fn bound_changed(&self, name: &str, t: &mut Touched) {
-        t.deps.insert(Dep::Bound(name.to_string()));
+        if t.quiet {
+            return;
+        }
+        t.dep(Dep::Bound(Arc::from(name)));
         if !self.uses_sb {
-            t.deps.insert(Dep::Bound(format!("cr-{name}")));
+            t.dep(Dep::Bound(Arc::from(format!("cr-{name}"))));
         }
         if let Some(p) = self.port_by_name.get(name) {
-            t.ports.insert(*p);
+            t.port(*p);
         }
     }
 
     /// Switch `u` changed: re-index its ports.
     pub fn switch_changed(&mut self, nb: &Replica, u: Uuid, t: &mut Touched) {
-        t.deps.insert(Dep::Row(u));
+        t.dep(Dep::Row(u));
         let old = self.switch_ports.remove(&u).unwrap_or_default();
         let row = LogicalSwitch::get(nb, &u);
         if row.is_none() && self.provider.contains_key(&u) {
@@ -258,8 +287,8 @@ impl Index {
 
     /// Port `p` joined or left a switch.
     fn membership_changed(&mut self, p: Uuid, t: &mut Touched) {
-        t.ports.insert(p);
-        t.deps.insert(Dep::Row(p));
+        t.port(p);
+        t.dep(Dep::Row(p));
         let Some(f) = self.ports.get(&p) else {
             return; // not indexed yet: its own change follows
         };
@@ -271,24 +300,27 @@ impl Index {
                 Some(sw) => self.switch_of_lrp.insert(lrp.clone(), *sw),
                 None => self.switch_of_lrp.remove(&lrp),
             };
-            t.deps.insert(Dep::LrpSwitch(lrp));
+            t.dep(Dep::LrpSwitch(lrp));
         }
     }
 
     /// Switch port `u` changed (or appeared, or went away).
     pub fn port_changed(&mut self, nb: &Replica, u: Uuid, t: &mut Touched) {
-        t.ports.insert(u);
-        t.deps.insert(Dep::Row(u));
+        t.port(u);
+        t.dep(Dep::Row(u));
         let old = self.ports.remove(&u);
         let new = LogicalSwitchPort::get(nb, &u).map(|lsp| {
             let opts = lsp.options();
             PortFacts {
-                name: lsp.name().to_string(),
-                localnet: (lsp.port_type() == "localnet")
-                    .then(|| opts.get("network_name").unwrap_or_default().to_string()),
-                tag: (lsp.port_type() == "localnet").then(|| lsp.tag()).flatten(),
+                name: Arc::from(lsp.name()),
+                localnet: (lsp.port_type() == "localnet").then(|| {
+                    Box::new(LocalnetFacts {
+                        network: opts.get("network_name").unwrap_or_default().to_string(),
+                        tag: lsp.tag(),
+                    })
+                }),
                 router_port: (lsp.port_type() == "router")
-                    .then(|| opts.get("router-port").map(str::to_string))
+                    .then(|| opts.get("router-port").map(Arc::from))
                     .flatten(),
                 requested_here: !self.uses_sb
                     && opts.get("requested-chassis").is_some_and(|c| {
@@ -316,7 +348,7 @@ impl Index {
                 if self.switch_of_lrp.get(lrp) == self.switch_of_port.get(&u) {
                     self.switch_of_lrp.remove(lrp);
                 }
-                t.deps.insert(Dep::LrpSwitch(lrp.clone()));
+                t.dep(Dep::LrpSwitch(lrp.clone()));
             }
             if f.requested_here {
                 self.unbind(&f.name, t);
@@ -328,7 +360,7 @@ impl Index {
                 if let Some(sw) = self.switch_of_port.get(&u) {
                     self.switch_of_lrp.insert(lrp.clone(), *sw);
                 }
-                t.deps.insert(Dep::LrpSwitch(lrp.clone()));
+                t.dep(Dep::LrpSwitch(lrp.clone()));
             }
             if f.requested_here {
                 self.bind(&f.name, t);
@@ -341,7 +373,7 @@ impl Index {
 
     /// Router port `u` changed: its hosting-chassis (without SB).
     pub fn lrp_changed(&mut self, nb: &Replica, u: Uuid, t: &mut Touched) {
-        t.deps.insert(Dep::Row(u));
+        t.dep(Dep::Row(u));
         if self.uses_sb {
             return;
         }

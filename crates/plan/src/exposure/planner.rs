@@ -49,8 +49,8 @@ pub struct ExposurePlanner {
     built: bool,
     ports: HashMap<Uuid, Unit>,
     routers: HashMap<Uuid, Unit>,
-    /// Which router units read each fact.
-    readers: HashMap<Dep, HashSet<Uuid>>,
+    /// Which router units read each fact (sorted; nearly always one).
+    readers: HashMap<Dep, Vec<Uuid>>,
     /// Which units expose each prefix (sorted; nearly always one, so a vector at its exact size).
     contributors: HashMap<IpNet, Vec<UnitKey>>,
     /// Every unit's rejections, counted.
@@ -283,7 +283,7 @@ impl ExposurePlanner {
             if let UnitKey::Router(u) = key {
                 for d in &old.deps {
                     if let Some(rs) = self.readers.get_mut(d) {
-                        rs.remove(&u);
+                        rs.retain(|r| *r != u);
                         if rs.is_empty() {
                             self.readers.remove(d);
                         }
@@ -291,7 +291,7 @@ impl ExposurePlanner {
                 }
             }
         }
-        let Some(mut new) = new else {
+        let Some(new) = new else {
             return;
         };
         for e in &new.entries {
@@ -317,9 +317,12 @@ impl ExposurePlanner {
             }
             UnitKey::Router(u) => {
                 for d in &new.deps {
-                    self.readers.entry(d.clone()).or_default().insert(u);
+                    let rs = self.readers.entry(d.clone()).or_default();
+                    if let Err(at) = rs.binary_search(&u) {
+                        rs.reserve_exact(1);
+                        rs.insert(at, u);
+                    }
                 }
-                new.deps.shrink_to_fit();
                 self.routers.insert(u, new);
             }
         }

@@ -3,7 +3,6 @@
 //! [`Index`]; a router unit records every row and fact it read ([`Dep`]), so that a change to any
 //! of them recomputes it.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -33,7 +32,8 @@ pub(super) struct Unit {
     /// Kept at its exact size (a unit lives as long as its rows; most hold one entry).
     pub entries: Vec<Entry>,
     pub rejected: Vec<Rejected>,
-    pub deps: HashSet<Dep>,
+    /// Sorted, without duplicates (after [`Builder::finish`]).
+    pub deps: Vec<Dep>,
 }
 
 /// Collects one unit, filtering every candidate.
@@ -55,17 +55,19 @@ impl Builder<'_> {
     fn finish(mut self) -> Unit {
         self.unit.entries.shrink_to_fit();
         self.unit.rejected.shrink_to_fit();
+        self.unit.deps.sort_unstable();
+        self.unit.deps.dedup();
         self.unit.deps.shrink_to_fit();
         self.unit
     }
 
     fn dep(&mut self, d: Dep) {
-        self.unit.deps.insert(d);
+        self.unit.deps.push(d);
     }
 
     /// True when `name` is bound here; the answer is a dependency of the unit.
     fn is_here(&mut self, idx: &Index, name: &str) -> bool {
-        self.dep(Dep::Bound(name.to_string()));
+        self.dep(Dep::Bound(Arc::from(name)));
         idx.is_here(name)
     }
 
@@ -208,7 +210,7 @@ fn router_gateway<'a>(
         let Some(lrp) = LogicalRouterPort::get(nb, &uuid) else {
             continue;
         };
-        b.dep(Dep::LrpSwitch(lrp.name().to_string()));
+        b.dep(Dep::LrpSwitch(Arc::from(lrp.name())));
         let Some(provider) = idx.provider_of_lrp(lrp.name()) else {
             continue;
         };
@@ -443,7 +445,7 @@ fn tenant_networks(
                     b.add(subnet, Kind::TenantSubnet, provider, Some(gateway), &source)
                 }
                 TenantMethod::Host => {
-                    b.dep(Dep::LrpSwitch(lrp.name().to_string()));
+                    b.dep(Dep::LrpSwitch(Arc::from(lrp.name())));
                     let Some(sw) = idx.switch_of_lrp(lrp.name()) else {
                         continue;
                     };
