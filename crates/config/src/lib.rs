@@ -198,6 +198,9 @@ pub struct OvnRouteSection {
     pub iproute2_dir: PathBuf,
     /// `southbound` (default `auto`): whether port locations come from the Southbound database.
     pub southbound: Southbound,
+    /// `peering_controller` (default false): run the network peering controller in the agent
+    /// (one active instance cluster-wide, through an NB lock).
+    pub peering_controller: bool,
 }
 
 /// `southbound`: where port locations come from.
@@ -225,6 +228,7 @@ impl Default for OvnRouteSection {
             status_socket: Some(PathBuf::from("/run/ovn-route/status.sock")),
             iproute2_dir: PathBuf::from("/etc/iproute2"),
             southbound: Southbound::Auto,
+            peering_controller: false,
         }
     }
 }
@@ -741,6 +745,13 @@ const OVN_ROUTE_OPTIONS: &[Opt] = &[
                 "off" => Southbound::Off,
                 _ => return Err("expected auto or off".into()),
             };
+            Ok(None)
+        },
+    },
+    Opt {
+        name: "peering_controller",
+        set: |c, v| {
+            c.ovn_route.peering_controller = boolean(v)?;
             Ok(None)
         },
     },

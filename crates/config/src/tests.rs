@@ -584,7 +584,7 @@ fn incompatible_modes_are_refused_naming_the_option() {
 fn known_options_are_unique_and_listed_in_order() {
     let all: Vec<_> = Config::known_options().collect();
     assert_eq!(all.first(), Some(&("DEFAULT", "reconcile_interval")));
-    assert_eq!(all.len(), 22 + 8 + 2 + 12);
+    assert_eq!(all.len(), 22 + 8 + 2 + 13);
     let mut dedup = all.clone();
     dedup.sort();
     dedup.dedup();
@@ -644,4 +644,18 @@ fn southbound_off_and_its_contradiction() {
         .unwrap_err()
         .to_string();
     assert!(s.contains("southbound") && s.contains("contradicts"), "{s}");
+}
+
+#[test]
+fn peering_controller_is_off_by_default_and_a_boolean() {
+    assert!(!parse("").unwrap().ovn_route.peering_controller);
+    let c = parse("[ovn_route]\npeering_controller = true\n").unwrap();
+    assert!(c.ovn_route.peering_controller);
+    let s = parse("[ovn_route]\npeering_controller = maybe\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        s.contains(":2: [ovn_route] peering_controller = \"maybe\"") && s.contains("boolean"),
+        "{s}"
+    );
 }

@@ -70,6 +70,7 @@ mod error;
 mod exposure;
 pub mod exposure_vrf;
 mod frr;
+pub mod interconnect;
 mod lab;
 mod netns;
 mod ovsdb;

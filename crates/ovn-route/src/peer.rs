@@ -14,9 +14,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use ovn_route_peer::apply::edit_network;
 use ovn_route_peer::controller::{self, session_config, ControllerConfig};
+use ovn_route_peer::ic::{self, remote_sync, IcSessions};
 use ovn_route_peer::model::{validate_config_key, validate_peer_name, validate_target_name};
+use ovn_route_peer::remote::{integration_key, Integration, INTEGRATION_KEY_PREFIX};
 use ovn_route_peer::{plan, read, Declaration, PeerError, PeerType, PeerView, Snapshot, Status};
-use ovsdb::{Remote, Session, SslConfig, Uuid};
+use ovsdb::{
+    Atom, Condition, Datum, Mutation, Operation, Remote, RowData, Session, SslConfig, Uuid,
+    WaitUntil,
+};
 
 /// How to reach the NB (shared by `peer` and `controller`).
 #[derive(Args, Debug, Clone)]
@@ -93,7 +98,7 @@ enum PeerCommand {
         target: String,
         /// Configuration: user.KEY=VALUE ...
         config: Vec<String>,
-        /// local (remote is not supported yet).
+        /// local, or remote (the target is then an integration: see `peer integration`).
         #[arg(long = "type", default_value = "local")]
         kind: String,
         /// Description.
@@ -150,6 +155,50 @@ enum PeerCommand {
         network: String,
         /// The peer.
         peer: String,
+    },
+    /// Manage integrations (OVN interconnection databases) for remote peers.
+    Integration {
+        #[command(subcommand)]
+        command: IntegrationCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IntegrationCommand {
+    /// Store an integration (IC-NB and IC-SB settings) in the NB.
+    Create {
+        /// Its name (the target of `peer create ... --type remote`).
+        name: String,
+        /// IC-NB remote(s), comma-separated.
+        #[arg(long)]
+        ic_nb: String,
+        /// IC-SB remote(s), comma-separated.
+        #[arg(long)]
+        ic_sb: String,
+        /// Interconnection gateway chassis for the router ports, highest priority first.
+        #[arg(long, value_delimiter = ',')]
+        gateway_chassis: Vec<String>,
+        /// Transit switch name pattern ({peer}, {network}, {project}, {integration}).
+        #[arg(long, default_value = ovn_route_peer::remote::DEFAULT_TS_PATTERN)]
+        transit_switch_pattern: String,
+        /// IPv4 pool of the link subnets.
+        #[arg(long, default_value = ovn_route_peer::remote::DEFAULT_LINK_POOL)]
+        link_pool: String,
+        /// Prefix length of each link subnet.
+        #[arg(long, default_value_t = ovn_route_peer::remote::DEFAULT_LINK_PREFIX)]
+        link_prefix: u8,
+    },
+    /// List the integrations.
+    List,
+    /// Show an integration (YAML).
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Delete an integration (refused while a peer uses it).
+    Delete {
+        /// Its name.
+        name: String,
     },
 }
 
@@ -274,8 +323,12 @@ async fn run(a: PeerArgs) -> Result<()> {
     let mut events = session.subscribe();
     let project = a.project.clone();
     let snap = session.read(read::snapshot);
+    if let PeerCommand::Integration { command } = a.command {
+        return integration(&session, &snap, command).await;
+    }
     // Resolve the network once; edits then work on its router (re-read on every attempt).
     let network = match &a.command {
+        PeerCommand::Integration { .. } => unreachable!("handled above"),
         PeerCommand::List { network, .. }
         | PeerCommand::Show { network, .. }
         | PeerCommand::Create { network, .. }
@@ -286,6 +339,7 @@ async fn run(a: PeerArgs) -> Result<()> {
         | PeerCommand::Delete { network, .. } => network.clone(),
     };
     let router = resolve(&snap, &project, &network)?;
+    let remote_statuses = remote_statuses(&session, &snap, router, &a.nb).await;
     let view = |snap: &Snapshot, name: &str| -> Result<PeerView, PeerError> {
         let r = &snap.routers[&router];
         let d = r
@@ -296,7 +350,11 @@ async fn run(a: PeerArgs) -> Result<()> {
             })?
             .map_err(PeerError::from)?;
         let p = plan(snap);
-        let st = p.status(router, name).cloned().unwrap_or(Status::Pending);
+        let st = remote_statuses
+            .get(name)
+            .or(p.status(router, name))
+            .cloned()
+            .unwrap_or(Status::Pending);
         Ok(PeerView::new(name, &d, &st))
     };
     let mut out = std::io::stdout().lock();
@@ -306,7 +364,11 @@ async fn run(a: PeerArgs) -> Result<()> {
             let r = &snap.routers[&router];
             let mut views = Vec::new();
             for (name, raw) in r.raw_declarations() {
-                let st = p.status(router, name).cloned().unwrap_or(Status::Pending);
+                let st = remote_statuses
+                    .get(name)
+                    .or(p.status(router, name))
+                    .cloned()
+                    .unwrap_or(Status::Pending);
                 match Declaration::parse(raw) {
                     Ok(d) => views.push(PeerView::new(name, &d, &st)),
                     Err(_) => views.push(PeerView {
@@ -359,14 +421,29 @@ async fn run(a: PeerArgs) -> Result<()> {
         } => {
             validate_peer_name(&peer)?;
             let kind: PeerType = kind.parse()?;
-            if kind == PeerType::Remote {
-                return Err(PeerError::Unsupported("remote peering (--type remote)").into());
-            }
             let (tp, tn) = match target.split_once('/') {
                 Some((p, n)) => (p.to_string(), n.to_string()),
                 None => (project.clone(), target.clone()),
             };
-            let mut decl = Declaration::local(&tp, &tn);
+            let mut decl = if kind == PeerType::Remote {
+                validate_target_name("integration", &target)?;
+                let known = session.read(ic::remote_nb).integrations();
+                if !known.contains_key(&target) {
+                    bail!(
+                        "no integration named {target:?} (see `ovn-route peer integration list`)"
+                    );
+                }
+                Declaration {
+                    kind,
+                    description: String::new(),
+                    config: BTreeMap::new(),
+                    target_project: None,
+                    target_network: None,
+                    target_integration: Some(target.clone()),
+                }
+            } else {
+                Declaration::local(&tp, &tn)
+            };
             decl.description = description;
             decl.config = parse_config(&config)?;
             decl.validate()?;
@@ -378,6 +455,9 @@ async fn run(a: PeerArgs) -> Result<()> {
                     });
                 }
                 for (other, raw) in r.raw_declarations() {
+                    if kind == PeerType::Remote {
+                        break;
+                    }
                     let same = Declaration::parse(raw)
                         .ok()
                         .and_then(|d| {
@@ -397,7 +477,15 @@ async fn run(a: PeerArgs) -> Result<()> {
                 Ok(())
             })
             .await?;
-            let st = p.status(router, &peer).cloned().unwrap_or(Status::Pending);
+            let st = if kind == PeerType::Remote {
+                let rp = sync_remote(&session, &a.nb).await?;
+                rp.statuses
+                    .get(&ovn_route_peer::DeclRef::new(router, &peer))
+                    .cloned()
+                    .unwrap_or(Status::Pending)
+            } else {
+                p.status(router, &peer).cloned().unwrap_or(Status::Pending)
+            };
             writeln!(out, "{}", status_line(&st))?;
         }
         PeerCommand::Set {
@@ -493,6 +581,10 @@ async fn run(a: PeerArgs) -> Result<()> {
             .await?;
         }
         PeerCommand::Delete { peer, .. } => {
+            let was_remote = snap.routers[&router]
+                .declaration(&peer)
+                .and_then(|d| d.ok())
+                .is_some_and(|d| d.kind == PeerType::Remote);
             edit_network(&session, &mut events, router, |_, r| {
                 if r.remove_declaration(&peer) {
                     Ok(())
@@ -504,6 +596,171 @@ async fn run(a: PeerArgs) -> Result<()> {
                 }
             })
             .await?;
+            if was_remote {
+                sync_remote(&session, &a.nb).await?;
+            }
+        }
+        PeerCommand::Integration { .. } => unreachable!("handled above"),
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Makes the remote peering objects (IC-NB transit switches, NB ports) match the declarations
+/// now, as the controller would; returns the remote plan as written.
+async fn sync_remote(session: &Session, nb: &NbArgs) -> Result<ovn_route_peer::remote::RemotePlan> {
+    let mut ics = IcSessions::default();
+    let limit = Duration::from_secs_f64(nb.timeout.max(0.1));
+    Ok(remote_sync(session, &mut ics, limit).await?)
+}
+
+/// The statuses of the remote declarations of `router` (read-only; connects to the IC-NBs of
+/// the integrations only when the network has remote declarations).
+async fn remote_statuses(
+    session: &Session,
+    snap: &Snapshot,
+    router: Uuid,
+    nb: &NbArgs,
+) -> BTreeMap<String, Status> {
+    let has_remote = snap.routers[&router]
+        .raw_declarations()
+        .any(|(_, raw)| Declaration::parse(raw).is_ok_and(|d| d.kind == PeerType::Remote));
+    if !has_remote {
+        return BTreeMap::new();
+    }
+    let mut ics = IcSessions::default();
+    ics.sync(&session.read(ic::remote_nb));
+    ics.wait_connected(Duration::from_secs_f64(nb.timeout.max(0.1)))
+        .await;
+    let (_, _, p) = ic::plan_from(session, &ics);
+    p.statuses
+        .into_iter()
+        .filter(|(d, _)| d.router == router)
+        .map(|(d, s)| (d.name, s))
+        .collect()
+}
+
+/// `peer integration ...`: integrations are `NB_Global.external_ids:ovn-route:integration:<name>`.
+async fn integration(session: &Session, snap: &Snapshot, cmd: IntegrationCommand) -> Result<()> {
+    let rnb = session.read(ic::remote_nb);
+    let all = rnb.integrations();
+    let mut out = std::io::stdout().lock();
+    let used_by = |name: &str| -> Vec<String> {
+        snap.routers
+            .values()
+            .flat_map(|r| {
+                r.raw_declarations()
+                    .filter(|(_, raw)| {
+                        Declaration::parse(raw)
+                            .is_ok_and(|d| d.target_integration.as_deref() == Some(name))
+                    })
+                    .map(|(p, _)| format!("{}/{p}", r.network_name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    // Guarded by a wait on NB_Global's external_ids as read.
+    let write = |mutations: Vec<Mutation>| {
+        vec![
+            Operation::Wait {
+                table: "NB_Global".into(),
+                conditions: vec![Condition::uuid(rnb.global)],
+                columns: vec!["external_ids".into()],
+                rows: vec![RowData::from([(
+                    "external_ids".to_string(),
+                    Datum::map(
+                        rnb.external_ids
+                            .iter()
+                            .map(|(k, v)| (Atom::string(k), Atom::string(v))),
+                    ),
+                )])],
+                until: WaitUntil::Equal,
+                timeout_ms: Some(0),
+            },
+            Operation::Mutate {
+                table: "NB_Global".into(),
+                conditions: vec![Condition::uuid(rnb.global)],
+                mutations,
+            },
+        ]
+    };
+    match cmd {
+        IntegrationCommand::Create {
+            name,
+            ic_nb,
+            ic_sb,
+            gateway_chassis,
+            transit_switch_pattern,
+            link_pool,
+            link_prefix,
+        } => {
+            validate_target_name("integration", &name)?;
+            if all.contains_key(&name) {
+                bail!("integration {name:?} already exists");
+            }
+            let i = Integration {
+                ic_nb,
+                ic_sb,
+                transit_switch_pattern,
+                link_pool,
+                link_prefix,
+                gateway_chassis,
+            };
+            i.validate()?;
+            session
+                .transact(write(vec![Mutation::insert(
+                    "external_ids",
+                    Datum::map([(
+                        Atom::string(integration_key(&name)),
+                        Atom::string(i.to_json()),
+                    )]),
+                )]))
+                .await
+                .context("storing the integration")?;
+        }
+        IntegrationCommand::List => {
+            for (name, i) in &all {
+                match i {
+                    Ok(i) => writeln!(out, "{name}  ic_nb={}  ic_sb={}", i.ic_nb, i.ic_sb)?,
+                    Err(e) => writeln!(out, "{name}  (invalid: {e})")?,
+                }
+            }
+        }
+        IntegrationCommand::Show { name } => {
+            let i = all
+                .get(&name)
+                .ok_or_else(|| anyhow!("no integration named {name:?}"))?
+                .clone()?;
+            write!(out, "{}", yaml_serde::to_string(&i)?)?;
+            let users = used_by(&name);
+            if !users.is_empty() {
+                writeln!(out, "used_by:")?;
+                for u in users {
+                    writeln!(out, "- {u}")?;
+                }
+            }
+        }
+        IntegrationCommand::Delete { name } => {
+            if !rnb
+                .external_ids
+                .contains_key(&format!("{INTEGRATION_KEY_PREFIX}{name}"))
+            {
+                bail!("no integration named {name:?}");
+            }
+            let users = used_by(&name);
+            if !users.is_empty() {
+                bail!(
+                    "integration {name:?} is used by peers {}; delete them first",
+                    users.join(", ")
+                );
+            }
+            session
+                .transact(write(vec![Mutation::delete(
+                    "external_ids",
+                    Datum::set([Atom::string(integration_key(&name))]),
+                )]))
+                .await
+                .context("deleting the integration")?;
         }
     }
     out.flush()?;

@@ -227,7 +227,7 @@ fn bad_input_is_refused_and_nothing_is_written() {
         (vec!["create", "lr1", "with space", "lr2"], "\"with space\""),
         (
             vec!["create", "lr1", "p", "lr2", "--type", "remote"],
-            "not supported",
+            "no integration named \"lr2\"",
         ),
         (vec!["create", "lr1", "p", "bad/net/x"], "\"net/x\""),
         (vec!["show", "lr1", "p"], "no peer named \"p\""),
@@ -557,4 +557,92 @@ fn controller_killed_midway_and_restarted_reaches_the_exact_state() {
     assert_eq!(x.peering_state().unwrap(), want);
     assert!(c1.stop(), "{}", c1.log_tail(30));
     assert!(c2.stop(), "{}", c2.log_tail(30));
+}
+
+/// Two agents with `peering_controller = true`: exactly one holds the NB lock and acts; killed,
+/// the other takes over and reconciles a peering declared meanwhile.
+#[test]
+fn agents_run_one_peering_controller_and_fail_over() {
+    if skip_unless_root("agents_run_one_peering_controller_and_fail_over") {
+        return;
+    }
+    let x = PeeringLab::start(2).unwrap();
+    let conf = x.lab.dir().join("agent.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\novsdb_connection = {}\n[ovn]\novn_nb_connection = {}\n\
+             [ovn_route]\nstatus_socket =\npeering_controller = true\n",
+            x.lab.chassis(0).ovs_remote(),
+            x.lab.nb_remote()
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap();
+    let args = ["--log", "info", "agent", "--dry-run", "--config", conf];
+    let logs = [
+        x.lab.dir().join("agent-a.log"),
+        x.lab.dir().join("agent-b.log"),
+    ];
+    let mut agents = [
+        Some(BackgroundProcess::start(bin(), &args, &logs[0]).unwrap()),
+        Some(BackgroundProcess::start(bin(), &args, &logs[1]).unwrap()),
+    ];
+    let acquired = |i: usize| {
+        std::fs::read_to_string(&logs[i])
+            .unwrap_or_default()
+            .matches("peering lock acquired")
+            .count()
+    };
+    let started = |i: usize| {
+        std::fs::read_to_string(&logs[i])
+            .unwrap_or_default()
+            .contains("peering controller started")
+    };
+    let holder = ovn_route_lab::wait_until(
+        "one agent to hold the peering lock",
+        Duration::from_secs(60),
+        |last| {
+            *last = format!("a: {}\nb: {}", logs_tail(&agents, 0), logs_tail(&agents, 1));
+            Ok(match (acquired(0), acquired(1)) {
+                (1, 0) if started(1) => Some(0),
+                (0, 1) if started(0) => Some(1),
+                _ => None,
+            })
+        },
+    )
+    .unwrap();
+    let other = 1 - holder;
+    // Both run; only one has the lock (the other stands by).
+    assert_eq!(acquired(other), 0);
+    agents[holder].as_mut().unwrap().kill();
+    // A peering declared while the holder is dead.
+    let decl = |j: u32| {
+        format!(r#"{{"type":"local","target_project":"default","target_network":"lr{j}"}}"#)
+    };
+    x.set_router_external_id("lr1", "ovn-route:peer:to-2", &decl(2))
+        .unwrap();
+    x.set_router_external_id("lr2", "ovn-route:peer:to-1", &decl(1))
+        .unwrap();
+    let want = expected_state(&[(1, 2)]);
+    let got = ovn_route_lab::wait_until(
+        "the other agent to take over",
+        Duration::from_secs(60),
+        |last| {
+            let s = x.peering_state()?;
+            *last = format!("{s}\nlog:\n{}", logs_tail(&agents, other));
+            Ok((s == want && acquired(other) == 1).then_some(()))
+        },
+    );
+    if let Err(e) = got {
+        panic!("{e}");
+    }
+    agents[other].as_mut().unwrap().stop();
+}
+
+fn logs_tail(agents: &[Option<BackgroundProcess>; 2], i: usize) -> String {
+    agents[i]
+        .as_ref()
+        .map(|a| a.log_tail(15))
+        .unwrap_or_default()
 }

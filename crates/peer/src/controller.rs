@@ -2,7 +2,9 @@
 //! the OVN objects of every relationship in line with the declarations. It reconciles on every
 //! NB change and periodically; each transaction asserts the lock and `wait`s on the routers it
 //! read, so a controller that lost its lock, or raced a `peer` command, writes nothing stale.
-//! Restart-safe: all state is in the NB (declarations and marked objects).
+//! Restart-safe: all state is in the NB (declarations and marked objects) and, for remote
+//! peering, in the integrations' IC-NBs (transit switches), which it follows with one session per
+//! integration.
 
 use std::future::Future;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::apply::{drain, reconcile_step, wait_for_change, Step};
 use crate::error::PeerError;
+use crate::ic::{is_constraint, remote_step, IcSessions, RemoteStep};
 
 /// Default name of the NB lock held by the active controller (OVSDB lock names are ids:
 /// letters, digits and `_`, so not `ovn-route-peering`).
@@ -57,6 +60,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut dirty = true;
     let mut last_in_sync: Option<usize> = None;
+    let mut ics = IcSessions::default();
     info!(lock = %cfg.lock, "peering controller started; waiting for the lock");
     loop {
         if dirty && *held.borrow() && session.status().connected {
@@ -64,10 +68,35 @@ pub async fn run(
             drain(&mut events);
             match reconcile_step(session, Some(&cfg.lock)).await {
                 Ok(Step::InSync { relationships }) => {
-                    if last_in_sync != Some(relationships) {
-                        info!(relationships, "peering in sync");
+                    match remote_step(session, &mut ics, Some(&cfg.lock)).await {
+                        Ok(RemoteStep::InSync) => {
+                            if last_in_sync != Some(relationships) {
+                                info!(relationships, "peering in sync");
+                            }
+                            last_in_sync = Some(relationships);
+                        }
+                        Ok(RemoteStep::Applied) => {
+                            last_in_sync = None;
+                            dirty = true;
+                            wait_for_change(&mut events).await;
+                            continue;
+                        }
+                        Err(e) if e.is_conflict() || is_constraint(&e) => {
+                            debug!(error = %e, "remote peering transaction lost a race; planning again");
+                            dirty = true;
+                            wait_for_change(&mut events).await;
+                            continue;
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "remote peering reconcile failed; retrying");
+                            dirty = true;
+                            tokio::select! {
+                                _ = &mut shutdown => break,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                            continue;
+                        }
                     }
-                    last_in_sync = Some(relationships);
                 }
                 Ok(Step::Applied { ops, remaining }) => {
                     info!(ops, remaining, "peering relationship reconciled");
@@ -112,6 +141,7 @@ pub async fn run(
                 Some(_) => {}
             },
             _ = tick.tick() => dirty = true,
+            Some(()) = ics.wake.recv() => dirty = true,
         }
     }
     session.unlock(&cfg.lock);

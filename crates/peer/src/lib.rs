@@ -9,8 +9,9 @@
 //! * [`read`], [`apply`], [`controller`]: the I/O side (replica -> snapshot, operations ->
 //!   transactions guarded by `wait`, the lock-holding reconcile loop).
 //!
-//! Remote peering (OVN interconnection) is modelled ([`model::PeerType::Remote`],
-//! `target_integration`) but not implemented: such declarations are reported as errored.
+//! * [`remote`], [`ic`]: remote peering through OVN interconnection (integrations stored in
+//!   `NB_Global`, one transit switch per relationship in the IC-NB, the pure remote planner, and
+//!   its IC-NB/NB transactions).
 
 #![warn(missing_docs)]
 
@@ -19,9 +20,11 @@ pub mod cidr;
 pub mod controller;
 pub mod diff;
 pub mod error;
+pub mod ic;
 pub mod model;
 pub mod plan;
 pub mod read;
+pub mod remote;
 pub mod snapshot;
 
 pub use diff::{diff, simulate, Op};

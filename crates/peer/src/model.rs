@@ -91,7 +91,7 @@ pub fn validate_config_key(key: &str) -> Result<(), ModelError> {
 pub enum PeerType {
     /// Another network of the same OVN deployment (router ports joined with `peer`).
     Local,
-    /// A network of another deployment through an OVN interconnection (not implemented yet).
+    /// A network of another deployment through an OVN interconnection (see [`crate::remote`]).
     Remote,
 }
 
@@ -135,7 +135,7 @@ pub struct Declaration {
     /// The target network: a router's name or its short-name label (local peers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_network: Option<String>,
-    /// The integration to go through (remote peers; reserved, not implemented yet).
+    /// The integration to go through (remote peers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_integration: Option<String>,
 }

@@ -261,12 +261,8 @@ pub fn plan(snap: &Snapshot) -> Plan {
                     out.statuses.insert(d, Status::Errored(e.to_string()));
                 }
                 Ok(decl) if decl.kind == PeerType::Remote => {
-                    out.statuses.insert(
-                        d,
-                        Status::Errored(
-                            "remote peering (OVN interconnection) is not implemented yet".into(),
-                        ),
-                    );
+                    // Planned by `remote::plan_remote` (it needs the IC-NB); pending until then.
+                    out.statuses.insert(d, Status::Pending);
                 }
                 Ok(decl) => {
                     let (p, n) = decl.local_target().expect("validated local declaration");

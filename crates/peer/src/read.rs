@@ -29,6 +29,9 @@ pub fn tables() -> Vec<TableSelect> {
         TableSelect::columns("Logical_Router_Port", PORT_COLUMNS),
         TableSelect::columns("Logical_Router_Static_Route", ROUTE_COLUMNS),
     ]
+    .into_iter()
+    .chain(crate::ic::nb_tables())
+    .collect()
 }
 
 fn string(row: &RowRef<'_>, col: &str) -> String {
