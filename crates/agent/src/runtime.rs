@@ -465,6 +465,13 @@ impl State {
         if full {
             self.plan_from_every_row();
         }
+        // A full pass observes instead of diffing against the last plan: free that plan before
+        // the new one is built (on a large chassis, two plans and a kernel dump are the agent's
+        // peak memory); a full pass logs every problem anyway. Without the databases the last
+        // plan is what a full pass re-asserts, so it stays.
+        if full && ready {
+            self.applied = None;
+        }
         let next = if ready {
             match self.compute() {
                 Ok(p) => Some(p),
@@ -502,7 +509,8 @@ impl State {
                 tracing::warn!(value = %p.value, source = %p.source, reason = %p.reason, "not wired");
             }
         }
-        let prev = if full { None } else { prev_host.as_ref() };
+        let prev_host = if full { None } else { prev_host };
+        let prev = prev_host.as_ref();
         let t_kernel = Instant::now();
         report = self.kernel.apply(prev, &host).await;
         if tracing::enabled!(tracing::Level::DEBUG) {
@@ -821,6 +829,25 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     });
     if sb.is_none() {
         tracing::info!("no Southbound database: port locations from NB requested-chassis and hosting-chassis (OVN 23.09+)");
+    }
+    if cfg.ovn_route.peering_controller && !opts.once {
+        // Network peering controller: its own NB session (leader only), active only while it
+        // holds the NB lock, so one agent of the cluster works at a time.
+        let mut pcfg = ovn_route_peer::controller::session_config(nb_remotes.clone());
+        pcfg.connect.ssl = ssl(
+            &o.ovn_nb_private_key,
+            &o.ovn_nb_certificate,
+            &o.ovn_nb_ca_cert,
+        );
+        tokio::spawn(async move {
+            let session = Session::start(pcfg);
+            let ccfg = ovn_route_peer::controller::ControllerConfig::default();
+            if let Err(e) =
+                ovn_route_peer::controller::run(&session, &ccfg, std::future::pending()).await
+            {
+                tracing::error!(error = %e, "peering controller stopped");
+            }
+        });
     }
 
     let mut registry = Registry::default();

@@ -1,6 +1,6 @@
 //! Pure route types and the route diff (no I/O).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -395,38 +395,41 @@ pub fn diff<'a>(
     desired: &DesiredRoutes,
     observed: impl IntoIterator<Item = &'a Route>,
 ) -> RouteDiff {
+    // One sorted walk over both sides (the observed routes of a large table are many: no map
+    // of them, no per-key vectors).
     let mut out = RouteDiff::default();
-    let mut by_key: BTreeMap<RouteKey, Vec<Route>> = BTreeMap::new();
-    for r in observed {
-        let r = r.clone().normalized();
-        by_key.entry(r.key()).or_default().push(r);
-    }
-    let mut seen: BTreeSet<RouteKey> = BTreeSet::new();
+    let mut have: Vec<Route> = observed
+        .into_iter()
+        .map(|r| r.clone().normalized())
+        .collect();
+    have.sort_by_key(Route::key); // stable: routes of one key keep their order
+    let mut have = have.into_iter().peekable();
+    let mut group: Vec<Route> = Vec::new();
     for (key, want) in &desired.routes {
-        seen.insert(*key);
-        match by_key.get(key) {
-            None => out.to_add.push(want.clone()),
-            Some(have) => {
-                if let Some(pos) = have.iter().position(|h| h == want) {
-                    out.unchanged += 1;
-                    out.to_delete.extend(
-                        have.iter()
-                            .enumerate()
-                            .filter(|(i, _)| *i != pos)
-                            .map(|(_, h)| h.clone()),
-                    );
-                } else {
-                    out.to_replace.push(want.clone());
-                    out.to_delete.extend(have.iter().skip(1).cloned());
-                }
-            }
+        while let Some(h) = have.next_if(|h| h.key() < *key) {
+            out.to_delete.push(h);
+        }
+        group.clear();
+        while let Some(h) = have.next_if(|h| h.key() == *key) {
+            group.push(h);
+        }
+        if group.is_empty() {
+            out.to_add.push(want.clone());
+        } else if let Some(pos) = group.iter().position(|h| h == want) {
+            out.unchanged += 1;
+            out.to_delete.extend(
+                group
+                    .drain(..)
+                    .enumerate()
+                    .filter(|(i, _)| *i != pos)
+                    .map(|(_, h)| h),
+            );
+        } else {
+            out.to_replace.push(want.clone());
+            out.to_delete.extend(group.drain(..).skip(1));
         }
     }
-    for (key, have) in by_key {
-        if !seen.contains(&key) {
-            out.to_delete.extend(have);
-        }
-    }
+    out.to_delete.extend(have);
     out
 }
 
