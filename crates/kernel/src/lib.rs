@@ -44,7 +44,7 @@ pub use reconciler::{ObservedRoute, ReconcileStats, Reconciler, DEFAULT_CONCURRE
 pub use rules::{diff_rules, DesiredRules, Family, Rule, RuleDiff, RuleSelector};
 pub use sysctl::{set_ipv4_forwarding, set_ipv6_forwarding, set_proxy_arp, set_proxy_ndp, Sysctl};
 pub use types::{
-    diff, DesiredRoutes, IpNet, IpNetError, Route, RouteDiff, RouteKey, RouteKind,
+    diff, diff_owned, DesiredRoutes, IpNet, IpNetError, Route, RouteDiff, RouteKey, RouteKind,
     IPV6_DEFAULT_METRIC,
 };
 pub use watch::{RouteChange, RouteEvent, RouteWatch};

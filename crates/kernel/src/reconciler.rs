@@ -17,7 +17,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::Handle;
 
 use crate::rules::{diff_rules, DesiredRules, Family, Rule, RuleDiff, RuleSelector};
-use crate::types::{diff, DesiredRoutes, IpNet, Route, RouteDiff, RouteKey, RouteKind};
+use crate::types::{diff_owned, DesiredRoutes, IpNet, Route, RouteDiff, RouteKey, RouteKind};
 use crate::Error;
 
 /// How many requests are in flight at once while applying (each waits for its own ack).
@@ -333,7 +333,7 @@ impl Reconciler {
                 foreign.insert(o.key);
             }
         }
-        let plan = diff(desired, &ours);
+        let plan = diff_owned(desired, ours);
         tracing::debug!(
             table = desired.table,
             add = plan.to_add.len(),

@@ -395,13 +395,15 @@ pub fn diff<'a>(
     desired: &DesiredRoutes,
     observed: impl IntoIterator<Item = &'a Route>,
 ) -> RouteDiff {
+    diff_owned(desired, observed.into_iter().cloned().collect())
+}
+
+/// [`diff`] over routes the caller owns (no copy of them is made).
+pub fn diff_owned(desired: &DesiredRoutes, observed: Vec<Route>) -> RouteDiff {
     // One sorted walk over both sides (the observed routes of a large table are many: no map
     // of them, no per-key vectors).
     let mut out = RouteDiff::default();
-    let mut have: Vec<Route> = observed
-        .into_iter()
-        .map(|r| r.clone().normalized())
-        .collect();
+    let mut have: Vec<Route> = observed.into_iter().map(Route::normalized).collect();
     have.sort_by_key(Route::key); // stable: routes of one key keep their order
     let mut have = have.into_iter().peekable();
     let mut group: Vec<Route> = Vec::new();

@@ -3,7 +3,8 @@
 //! the lab; the upstream router's view (IPv4 and IPv6) is the truth.
 //!
 //! One lab, one test (the VM is software-emulated): `vrf_mode = create` with
-//! `advertise_method = routes`, then `addresses`, then the agent stopped, the exposed rows
+//! `advertise_method = routes` (and the provider network tagged, then untagged: VLAN devices),
+//! then `addresses`, then the agent stopped, the exposed rows
 //! deleted from the NB and the agent started again: nothing of ours may be left.
 
 use std::time::Duration;
@@ -218,6 +219,95 @@ fn kernel_tier_exposure_vrf_routes_addresses_and_cleanup() {
     let frr = x.bgp[0].frr.vtysh(&["show running-config"]).unwrap();
     assert!(frr.contains("router bgp 64999 vrf bgp-vrf"), "{frr}");
     assert!(frr.contains("redistribute kernel"), "{frr}");
+
+    // 1b. The provider network becomes tagged (localnet tag 100): the agents reach it through
+    // br-ex.100, which they create with our alias mark, with proxy ARP on; the bridge table's
+    // routes and the gateway's neighbour move onto it. A VLAN device someone else made on br-ex
+    // stays untouched. Untagged again: our device goes and the routes come back to br-ex. What
+    // the upstream learns never changes.
+    for i in 0..2 {
+        let ns = x.lab.chassis(i).netns();
+        ns.ip(&[
+            "link",
+            "add",
+            "link",
+            "br-ex",
+            "name",
+            "br-ex.200",
+            "type",
+            "vlan",
+            "id",
+            "200",
+        ])
+        .unwrap();
+    }
+    x.lab
+        .nbctl(&["set", "logical_switch_port", "ln-public", "tag=100"])
+        .unwrap();
+    for i in 0..2 {
+        let ns = x.lab.chassis(i).netns();
+        let r = wait_until("routes through br-ex.100", WAIT, |last| {
+            let link = ns
+                .ip(&["-d", "link", "show", "br-ex.100"])
+                .unwrap_or_default();
+            let routes = ns.ip(&["route", "show", "table", "all", "proto", "201"])?;
+            *last = format!("{link}\n{routes}");
+            let moved = routes.contains("dev br-ex.100")
+                && !routes.contains("dev br-ex ")
+                && (i != 0 || routes.contains("172.16.0.10 dev br-ex.100"));
+            Ok(
+                (link.contains("alias ovn-route") && link.contains("id 100") && moved)
+                    .then_some(()),
+            )
+        });
+        check!(x, r);
+        let arp = ns
+            .exec(&["cat", "/proc/sys/net/ipv4/conf/br-ex.100/proxy_arp"])
+            .unwrap();
+        assert_eq!(arp.trim(), "1", "proxy_arp on br-ex.100");
+    }
+    let ns = x.lab.chassis(0).netns();
+    let neigh = ns
+        .ip(&["neigh", "show", "dev", "br-ex.100", "nud", "permanent"])
+        .unwrap();
+    assert!(
+        neigh.contains("172.16.0.1 lladdr"),
+        "gateway neighbour: {neigh}"
+    );
+    expect_upstream(
+        &mut x,
+        &[
+            "10.0.0.0/24",
+            "172.16.0.1/32",
+            "172.16.0.10/32",
+            "172.16.0.101/32",
+            "172.16.0.102/32",
+            "172.16.0.11/32",
+            "172.16.0.200/32",
+        ],
+        &["2001:db8:ff::11/128", "2001:db8:ff::1/128", "fd00::/64"],
+    );
+    x.lab
+        .nbctl(&["clear", "logical_switch_port", "ln-public", "tag"])
+        .unwrap();
+    for i in 0..2 {
+        let ns = x.lab.chassis(i).netns();
+        let r = wait_until("br-ex.100 gone, routes back on br-ex", WAIT, |last| {
+            let links = ns.ip(&["-o", "link", "show"])?;
+            let routes = ns.ip(&["route", "show", "table", "all", "proto", "201"])?;
+            *last = format!("{links}\n{routes}");
+            Ok((!links.contains("br-ex.100")
+                && links.contains("br-ex.200")
+                && !routes.contains("br-ex.100")
+                && (i != 0 || routes.contains("172.16.0.10 dev br-ex ")))
+            .then_some(()))
+        });
+        check!(x, r);
+        ns.ip(&["link", "del", "br-ex.200"]).unwrap();
+    }
+    for i in 0..2 {
+        expect_clean_status(&mut x, i);
+    }
 
     // 2. advertise_method = addresses (tenant networks as host prefixes, since `subnet` needs
     // routes): /32 and /128 on bgp-nic, `redistribute connected`; the restarted agent adopts the

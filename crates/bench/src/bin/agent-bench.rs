@@ -1950,7 +1950,8 @@ fn summary(ctx: &Ctx) {
 
 /// raw-reader on the NB server with the agent's tables and columns.
 fn raw_floor(ctx: &mut Ctx, rr: &Path, repeat: usize) -> Result<()> {
-    let sel = ovn_model::tables_for(NB).context("no NB selection")?;
+    // Exactly what the agent monitors (without a Southbound database).
+    let sel = ovn_route_plan::exposure::nb_tables();
     let columns = ovn_route_bench::selection_specs(&sel);
     let tables: Vec<&str> = sel.iter().map(|t| t.table.as_str()).collect();
     let out = Command::new(rr)
