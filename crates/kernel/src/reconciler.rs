@@ -241,28 +241,28 @@ impl Reconciler {
             .await;
         tally(dels, &mut stats.deleted, &mut errors);
 
-        let reps = self
-            .run_ops(
-                table,
-                plan.to_replace.iter().map(|r| {
-                    let msg = if foreign.contains(&r.key()) {
-                        Err(Error::ForeignConflict {
-                            route: r.to_string(),
-                            table,
-                        })
-                    } else {
-                        route_message(r, table, protocol, &by_name, false)
-                    };
-                    ("replace", msg, NLM_F_CREATE | NLM_F_REPLACE, r)
-                }),
-            )
-            .await;
-        tally(reps, &mut stats.replaced, &mut errors);
-
-        // Routes through a gateway need the gateway's own (device) route in the table first:
-        // add the others, then those.
+        // Routes through a gateway need the gateway's own (device) route in the table first, and
+        // a gateway moving to another device needs that route moved first (else the kernel finds
+        // the gateway unreachable through the new device): replace and add the others, then those.
         let via = |r: &&Route| matches!(r.kind, RouteKind::Unicast { via: Some(_), .. });
         for phase in [false, true] {
+            let reps = self
+                .run_ops(
+                    table,
+                    plan.to_replace.iter().filter(|r| via(r) == phase).map(|r| {
+                        let msg = if foreign.contains(&r.key()) {
+                            Err(Error::ForeignConflict {
+                                route: r.to_string(),
+                                table,
+                            })
+                        } else {
+                            route_message(r, table, protocol, &by_name, false)
+                        };
+                        ("replace", msg, NLM_F_CREATE | NLM_F_REPLACE, r)
+                    }),
+                )
+                .await;
+            tally(reps, &mut stats.replaced, &mut errors);
             let adds = self
                 .run_ops(
                     table,

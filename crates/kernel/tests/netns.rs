@@ -505,3 +505,42 @@ fn rules_per_ip_and_per_table() {
         "{v6}"
     );
 }
+
+/// A gateway moving to another device (a provider network becoming tagged: its routes move to
+/// the VLAN device): the gateway's own route is replaced before the routes through it, or the
+/// kernel finds the gateway unreachable through the new device.
+#[test]
+fn gateway_moving_to_another_device_replaces_its_own_route_first() {
+    let Some(ns) = lab() else { return };
+    for b in ["b1", "b2"] {
+        ns.ip(&["link", "add", b, "type", "bridge"]).unwrap();
+        ns.ip(&["link", "set", b, "up"]).unwrap();
+    }
+    let on = |dev: &str| {
+        let mut d = DesiredRoutes::new(TABLE, PROTO);
+        d.insert(Route::dev_link("172.16.0.1/32".parse().unwrap(), dev));
+        for p in ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"] {
+            d.insert(Route::via(
+                p.parse().unwrap(),
+                "172.16.0.1".parse().unwrap(),
+                Some(dev),
+            ));
+        }
+        d
+    };
+    let (a, b) = (on("b1"), on("b2"));
+    let (s1, s2) = ns.block_on(move || async move {
+        let rec = Reconciler::new().unwrap();
+        (
+            rec.reconcile(&a).await.unwrap(),
+            rec.reconcile(&b).await.unwrap(),
+        )
+    });
+    assert_eq!(s1, stats(4, 0, 0, 0));
+    assert_eq!(s2, stats(0, 4, 0, 0));
+    let out = show(&ns, false);
+    assert!(
+        out.contains("10.0.2.0/24 via 172.16.0.1 dev b2") && !out.contains("dev b1"),
+        "{out}"
+    );
+}

@@ -249,8 +249,10 @@ fn kernel_tier_exposure_vrf_routes_addresses_and_cleanup() {
         let r = wait_until("routes through br-ex.100", WAIT, |last| {
             let link = ns
                 .ip(&["-d", "link", "show", "br-ex.100"])
-                .unwrap_or_default();
-            let routes = ns.ip(&["route", "show", "table", "all", "proto", "201"])?;
+                .unwrap_or_else(|e| e.to_string());
+            let routes = ns
+                .ip(&["-4", "route", "show", "table", "all", "proto", "201"])
+                .unwrap_or_else(|e| e.to_string());
             *last = format!("{link}\n{routes}");
             let moved = routes.contains("dev br-ex.100")
                 && !routes.contains("dev br-ex ")
@@ -293,8 +295,12 @@ fn kernel_tier_exposure_vrf_routes_addresses_and_cleanup() {
     for i in 0..2 {
         let ns = x.lab.chassis(i).netns();
         let r = wait_until("br-ex.100 gone, routes back on br-ex", WAIT, |last| {
-            let links = ns.ip(&["-o", "link", "show"])?;
-            let routes = ns.ip(&["route", "show", "table", "all", "proto", "201"])?;
+            let links = ns
+                .ip(&["-o", "link", "show"])
+                .unwrap_or_else(|e| e.to_string());
+            let routes = ns
+                .ip(&["-4", "route", "show", "table", "all", "proto", "201"])
+                .unwrap_or_else(|e| e.to_string());
             *last = format!("{links}\n{routes}");
             Ok((!links.contains("br-ex.100")
                 && links.contains("br-ex.200")
