@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod dynamic;
 pub mod facts;
 pub mod host;
+pub mod host_routes;
 pub mod metrics;
 pub mod runtime;
 pub mod status;

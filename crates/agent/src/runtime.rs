@@ -91,6 +91,9 @@ pub enum AgentError {
     /// FRR settings.
     #[error("FRR: {0}")]
     Frr(#[from] ovn_route_frr::FrrError),
+    /// Host routes settings.
+    #[error("{0}")]
+    HostRoutes(#[from] crate::host_routes::HostRoutesError),
 }
 
 /// What woke the loop.
@@ -268,6 +271,10 @@ struct State {
     frr_peers: Vec<(String, String, u64)>,
     last: Option<ReconcileInfo>,
     started_at: u64,
+    /// `[host_routes]`, when enabled.
+    host_routes: Option<crate::host_routes::HostRoutes>,
+    /// Dynamic routing (`[ovn_route] dynamic_routing`), when enabled.
+    dynamic: Option<crate::dynamic::DynamicRouting>,
 }
 
 impl State {
@@ -451,6 +458,18 @@ impl State {
         }
     }
 
+    /// Host routes: replans from the NB and the host's networks, and adds their BGP routes.
+    async fn plan_host_routes(&mut self, host: &mut HostPlan) {
+        let Some(hr) = &mut self.host_routes else {
+            return;
+        };
+        match crate::host_routes::observe_host(self.kernel.reconciler()).await {
+            Ok(nets) => self.nb.read(|n| hr.update(n, &nets)),
+            Err(e) => tracing::warn!(error = %e, "host routes: cannot read the host's networks"),
+        }
+        hr.advertise_into(self.planner.plan(), &mut host.advertised.routes);
+    }
+
     /// One pass. `full`: rebuild the plan and observe everything; else apply the difference from
     /// the last plan.
     async fn pass(&mut self, full: bool) -> ApplyReport {
@@ -509,10 +528,25 @@ impl State {
                 tracing::warn!(value = %p.value, source = %p.source, reason = %p.reason, "not wired");
             }
         }
+        let mut host = host;
+        if ready {
+            self.plan_host_routes(&mut host).await;
+        }
         let prev_host = if full { None } else { prev_host };
         let prev = prev_host.as_ref();
         let t_kernel = Instant::now();
         report = self.kernel.apply(prev, &host).await;
+        if let (Some(hr), true) = (&mut self.host_routes, ready) {
+            hr.apply(self.kernel.reconciler(), self.opts.dry_run, &mut report)
+                .await;
+        }
+        if let (Some(d), true) = (&mut self.dynamic, ready) {
+            let me = self.planner.identity();
+            let r = d
+                .pass(&self.nb, self.sb.as_ref(), &self.ovs, me, full)
+                .await;
+            crate::dynamic::merge(&mut report, r);
+        }
         if tracing::enabled!(tracing::Level::DEBUG) {
             let (rss_kib, peak_kib) = crate::metrics::memory_kib();
             tracing::debug!(
@@ -690,7 +724,18 @@ impl State {
                 })
                 .collect();
         }
+        if let Some(hr) = &self.host_routes {
+            rejected.extend(hr.plan().rejected.iter().map(|r| RejectedEntry {
+                value: r.value.clone(),
+                source: r.source.clone(),
+                reason: format!("host route: {}", r.reason),
+            }));
+        }
         StatusReport {
+            host_routes: (self.host_routes.as_ref())
+                .map(|h| h.entries().to_vec())
+                .unwrap_or_default(),
+            dynamic_routing: self.dynamic.as_ref().map(|d| d.status()),
             chassis: self.planner.identity().system_id.clone(),
             hostname: self.planner.identity().hostname.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -807,17 +852,19 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     } else {
         vec![]
     };
-    let nb = start_session(
+    let nb = crate::dynamic::nb_session(
+        cfg.ovn_route.dynamic_routing,
         nb_remotes.clone(),
-        "OVN_Northbound",
         ssl(
             &o.ovn_nb_private_key,
             &o.ovn_nb_certificate,
             &o.ovn_nb_ca_cert,
         ),
+        cfg.host_routes.enabled,
     );
     let sb = (!sb_remotes.is_empty()).then(|| {
-        start_session(
+        crate::dynamic::sb_session(
+            cfg.ovn_route.dynamic_routing,
             sb_remotes.clone(),
             "OVN_Southbound",
             ssl(
@@ -889,7 +936,22 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     let intent = frr_intent(&cfg);
     intent.validate()?;
     let vtysh = Vtysh::new(&cfg.ovn_route.frr_vty_socket);
-    let tables = TableRegistry::new(&cfg.ovn_route.iproute2_dir, &[cfg.default.bgp_vrf_table_id]);
+    let host_routes = match cfg.host_routes.enabled {
+        true => Some(crate::host_routes::HostRoutesSettings::from_config(&cfg)?),
+        false => None,
+    };
+    let host_table = host_routes.as_ref().map(|h| h.table);
+    let dynamic = match cfg.ovn_route.dynamic_routing {
+        true => Some(crate::dynamic::DynamicRouting::new(opts.dry_run)?),
+        false => None,
+    };
+    let mut tables = TableRegistry::new(
+        &cfg.ovn_route.iproute2_dir,
+        &[cfg.default.bgp_vrf_table_id, host_table.unwrap_or(254)],
+    );
+    if opts.dry_run {
+        tables = tables.read_only();
+    }
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     forward("ovs", &ovs, &tx);
@@ -942,6 +1004,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         frr_peers: vec![],
         last: None,
         started_at,
+        host_routes: host_routes.map(crate::host_routes::HostRoutes::new),
+        dynamic,
     };
 
     let db_timeout = st.cfg.default.ovsdb_connection_timeout;
@@ -999,6 +1063,11 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
         }
     };
     spawn_watch(st.cfg.default.bgp_vrf_table_id, &mut watched);
+    if let Some(t) = host_table {
+        // Address changes (connected routes in main) and the host routes' own table.
+        spawn_watch(crate::host_routes::MAIN_TABLE, &mut watched);
+        spawn_watch(t, &mut watched);
+    }
 
     // FRR restarts (inotify on the vty sockets), on a thread of its own.
     match ovn_route_frr::FrrWatcher::new(st.vtysh.socket_dir()) {
@@ -1069,6 +1138,19 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                     spawn_watch(t, &mut watched);
                 }
             }
+            if let Some(d) = &st.dynamic {
+                // A router's table newly advertised here: watch it, then dump it again (a full
+                // pass), so that nothing installed in between is missed.
+                let new: Vec<u32> = (d.tables().into_iter())
+                    .filter(|t| !watched.contains(t))
+                    .collect();
+                for t in &new {
+                    spawn_watch(*t, &mut watched);
+                }
+                if !new.is_empty() {
+                    let _ = tx.send(Wake::Full);
+                }
+            }
         }
         // FRR in a task of its own: an FRR that does not answer never holds up the kernel.
         if frr_due && !frr_running && !st.opts.dry_run {
@@ -1131,6 +1213,19 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                     if st.diverges(table, &ev) {
                         tracing::info!(table, route = %ev.key.prefix, change = ?ev.change, "our table changed under us; repairing");
                         full = true;
+                        replan = true;
+                    } else if st
+                        .dynamic
+                        .as_mut()
+                        .is_some_and(|d| d.on_route_event(table, &ev))
+                    {
+                        replan = true;
+                    }
+                    if st
+                        .host_routes
+                        .as_ref()
+                        .is_some_and(|h| h.concerns(table, &ev))
+                    {
                         replan = true;
                     }
                 }

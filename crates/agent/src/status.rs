@@ -112,6 +112,12 @@ pub struct StatusReport {
     pub rejected: Vec<RejectedEntry>,
     /// FRR.
     pub frr: FrrStatus,
+    /// Host routes (`[host_routes]`), with their state in the kernel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_routes: Vec<crate::host_routes::HostRouteEntry>,
+    /// Dynamic routing (`[ovn_route] dynamic_routing`), when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_routing: Option<crate::dynamic::DynamicStatus>,
 }
 
 /// A request for a status report: the agent answers on the channel between two passes.
@@ -288,6 +294,15 @@ pub fn render(r: &StatusReport) -> String {
         );
         let _ = writeln!(s, "      why: {}", e.sources.join("; "));
         let _ = writeln!(s, "      advertised: {}; wired: {}", e.advertised, e.wired);
+    }
+    if !r.host_routes.is_empty() {
+        let _ = writeln!(s, "host routes ({}):", r.host_routes.len());
+        for line in crate::host_routes::render(&r.host_routes).lines() {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
+    if let Some(d) = &r.dynamic_routing {
+        s.push_str(&crate::dynamic::render(d));
     }
     if !r.rejected.is_empty() {
         let _ = writeln!(s, "refused ({}):", r.rejected.len());

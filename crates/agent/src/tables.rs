@@ -49,6 +49,7 @@ pub struct TableRegistry {
     dir: PathBuf,
     extra: Vec<PathBuf>,
     avoid: Vec<u32>,
+    read_only: bool,
 }
 
 fn parse(text: &str, out: &mut Vec<(u32, String)>) {
@@ -77,7 +78,14 @@ impl TableRegistry {
             dir: dir.into(),
             extra: vec![PathBuf::from("/usr/share/iproute2/rt_tables")],
             avoid: avoid.to_vec(),
+            read_only: false,
         }
+    }
+
+    /// Allocate ids without recording them (`--dry-run` changes nothing, not even rt_tables).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 
     /// Only read the files under the registry's own directory (tests).
@@ -139,6 +147,9 @@ impl TableRegistry {
         let id = (200..)
             .find(|i| !used.contains(i) && !RESERVED.contains(i) && !self.avoid.contains(i))
             .expect("a free table id");
+        if self.read_only {
+            return Ok(id);
+        }
         let path = self.dir.join(OUR_FILE);
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))?;
@@ -187,5 +198,15 @@ mod tests {
         let r = TableRegistry::new(d.path(), &[]).without_system_files();
         let e = r.table_for("br-ex").unwrap_err().to_string();
         assert!(e.contains("br-ex") && e.contains("254"), "{e}");
+    }
+
+    #[test]
+    fn read_only_allocates_without_writing() {
+        let d = tempfile::tempdir().unwrap();
+        let r = TableRegistry::new(d.path(), &[])
+            .without_system_files()
+            .read_only();
+        assert_eq!(r.table_for("br-ex").unwrap(), 200);
+        assert!(!d.path().join(OUR_FILE).exists());
     }
 }

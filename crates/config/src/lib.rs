@@ -52,6 +52,8 @@ pub struct Config {
     pub agent: AgentSection,
     /// `[ovn_route]`: ovn-route's own options.
     pub ovn_route: OvnRouteSection,
+    /// `[host_routes]`: routes on this host to OVN networks behind an attached uplink.
+    pub host_routes: HostRoutesSection,
     /// Accepted things the agent should log at start-up, each `file:line: [section] option: text`.
     pub warnings: Vec<String>,
 }
@@ -201,6 +203,82 @@ pub struct OvnRouteSection {
     /// `peering_controller` (default false): run the network peering controller in the agent
     /// (one active instance cluster-wide, through an NB lock).
     pub peering_controller: bool,
+    /// `dynamic_routing` (default false): exchange routes with each logical router's VRF table as
+    /// its NB `dynamic-routing*` options ask (docs/dynamic-routing.md).
+    pub dynamic_routing: bool,
+}
+
+/// `[host_routes]`: routes on the host to the subnets of OVN networks whose uplink address is on
+/// a network the host is attached to (docs/host-routes.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoutesSection {
+    /// `enabled` (default false).
+    pub enabled: bool,
+    /// `table` (default `main`): the routing table the routes go into.
+    pub table: HostRoutesTable,
+    /// `include` (default empty = every network): globs on network names, or prefixes.
+    pub include: Vec<String>,
+    /// `exclude` (default empty): globs on network names, or prefixes; wins over `include`.
+    pub exclude: Vec<String>,
+    /// `advertise` (default false): also advertise the subnets through BGP, next hop = the
+    /// uplink address, from the chassis hosting the router's gateway port.
+    pub advertise: bool,
+}
+
+/// `[host_routes] table`: a table id, or a name from `rt_tables` resolved at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRoutesTable {
+    /// A table id (`main` is 254).
+    Id(u32),
+    /// A name of `rt_tables` / `rt_tables.d/*.conf` under `iproute2_dir`.
+    Name(String),
+}
+
+impl Default for HostRoutesSection {
+    fn default() -> Self {
+        HostRoutesSection {
+            enabled: false,
+            table: HostRoutesTable::Id(254),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            advertise: false,
+        }
+    }
+}
+
+/// A host-routes pattern: text with a `/` must be a prefix with zero host bits; other text is a
+/// glob.
+fn host_route_patterns(v: &str) -> Result<Vec<String>, String> {
+    let items: Vec<String> = list(v).into_iter().map(str::to_string).collect();
+    for i in &items {
+        if i.contains('/') {
+            i.parse::<Prefix>()?;
+        }
+    }
+    Ok(items)
+}
+
+fn host_routes_table(v: &str) -> Result<HostRoutesTable, String> {
+    match v {
+        "main" => Ok(HostRoutesTable::Id(254)),
+        "local" | "default" | "unspec" => Err(format!(
+            "table {v} is not for ovn-route's routes; use main, a number or an rt_tables name"
+        )),
+        _ if v.bytes().all(|b| b.is_ascii_digit()) => {
+            let n = integer(v, 1, u64::from(u32::MAX), "a routing table id")? as u32;
+            if n == 253 || n == 255 {
+                return Err(format!("table {n} is reserved (253 default, 255 local)"));
+            }
+            Ok(HostRoutesTable::Id(n))
+        }
+        _ if !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) =>
+        {
+            Ok(HostRoutesTable::Name(v.to_string()))
+        }
+        _ => Err("expected main, a table id or an rt_tables name".into()),
+    }
 }
 
 /// `southbound`: where port locations come from.
@@ -229,6 +307,7 @@ impl Default for OvnRouteSection {
             iproute2_dir: PathBuf::from("/etc/iproute2"),
             southbound: Southbound::Auto,
             peering_controller: false,
+            dynamic_routing: false,
         }
     }
 }
@@ -755,6 +834,51 @@ const OVN_ROUTE_OPTIONS: &[Opt] = &[
             Ok(None)
         },
     },
+    Opt {
+        name: "dynamic_routing",
+        set: |c, v| {
+            c.ovn_route.dynamic_routing = boolean(v)?;
+            Ok(None)
+        },
+    },
+];
+
+const HOST_ROUTES_OPTIONS: &[Opt] = &[
+    Opt {
+        name: "enabled",
+        set: |c, v| {
+            c.host_routes.enabled = boolean(v)?;
+            Ok(None)
+        },
+    },
+    Opt {
+        name: "table",
+        set: |c, v| {
+            c.host_routes.table = host_routes_table(v)?;
+            Ok(None)
+        },
+    },
+    Opt {
+        name: "include",
+        set: |c, v| {
+            c.host_routes.include = host_route_patterns(v)?;
+            Ok(None)
+        },
+    },
+    Opt {
+        name: "exclude",
+        set: |c, v| {
+            c.host_routes.exclude = host_route_patterns(v)?;
+            Ok(None)
+        },
+    },
+    Opt {
+        name: "advertise",
+        set: |c, v| {
+            c.host_routes.advertise = boolean(v)?;
+            Ok(None)
+        },
+    },
 ];
 
 const SECTIONS: &[Section] = &[
@@ -774,6 +898,10 @@ const SECTIONS: &[Section] = &[
         name: "ovn_route",
         options: OVN_ROUTE_OPTIONS,
     },
+    Section {
+        name: "host_routes",
+        options: HOST_ROUTES_OPTIONS,
+    },
 ];
 
 /// The options whose values may continue on indented lines (comma lists).
@@ -782,6 +910,8 @@ const LIST_OPTIONS: &[&str] = &[
     "ovn_nb_connection",
     "ovn_sb_connection",
     "allowed_prefixes",
+    "include",
+    "exclude",
 ];
 
 /// Finds a section: `DEFAULT` exactly, the others case-insensitively (oslo lower-cases group names).
@@ -911,6 +1041,14 @@ impl Config {
                 "advertise_method",
                 "advertisement_method_tenant_networks = subnet needs advertise_method = routes \
                  (a subnet is not an address on bgp_nic)"
+                    .into(),
+            );
+        }
+        if self.host_routes.table == HostRoutesTable::Id(d.bgp_vrf_table_id) {
+            return refuse(
+                "host_routes",
+                "table",
+                "is bgp_vrf_table_id, the exposure table: use another table (main by default)"
                     .into(),
             );
         }

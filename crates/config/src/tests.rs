@@ -584,7 +584,7 @@ fn incompatible_modes_are_refused_naming_the_option() {
 fn known_options_are_unique_and_listed_in_order() {
     let all: Vec<_> = Config::known_options().collect();
     assert_eq!(all.first(), Some(&("DEFAULT", "reconcile_interval")));
-    assert_eq!(all.len(), 22 + 8 + 2 + 13);
+    assert_eq!(all.len(), 22 + 8 + 2 + 14 + 5);
     let mut dedup = all.clone();
     dedup.sort();
     dedup.dedup();
@@ -658,4 +658,51 @@ fn peering_controller_is_off_by_default_and_a_boolean() {
         s.contains(":2: [ovn_route] peering_controller = \"maybe\"") && s.contains("boolean"),
         "{s}"
     );
+}
+
+#[test]
+fn dynamic_routing_is_off_by_default_and_a_boolean() {
+    assert!(!parse("").unwrap().ovn_route.dynamic_routing);
+    let c = parse("[ovn_route]\ndynamic_routing = true\n").unwrap();
+    assert!(c.ovn_route.dynamic_routing);
+    let s = parse("[ovn_route]\ndynamic_routing = 2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        s.contains("dynamic_routing") && s.contains("boolean"),
+        "{s}"
+    );
+}
+
+#[test]
+fn host_routes_options() {
+    let c = parse("").unwrap();
+    assert!(!c.host_routes.enabled);
+    assert_eq!(c.host_routes.table, crate::HostRoutesTable::Id(254));
+    let c = parse(
+        "[host_routes]\nenabled = true\ntable = 100\ninclude = incus-net*, 10.190.0.0/16\nexclude = fd00::/8\nadvertise = yes\n",
+    )
+    .unwrap();
+    let h = &c.host_routes;
+    assert!(h.enabled && h.advertise);
+    assert_eq!(h.table, crate::HostRoutesTable::Id(100));
+    assert_eq!(h.include, ["incus-net*", "10.190.0.0/16"]);
+    assert_eq!(h.exclude, ["fd00::/8"]);
+    let c = parse("[host_routes]\ntable = incus\n").unwrap();
+    assert_eq!(
+        c.host_routes.table,
+        crate::HostRoutesTable::Name("incus".into())
+    );
+    for (text, says) in [
+        ("[host_routes]\ntable = local\n", "table"),
+        ("[host_routes]\ntable = 255\n", "reserved"),
+        ("[host_routes]\ninclude = 10.0.0.1/8\n", "10.0.0.0/8"),
+        (
+            "[DEFAULT]\nbgp_vrf_table_id = 100\n[host_routes]\ntable = 100\n",
+            "exposure table",
+        ),
+    ] {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(says), "{text}: {e}");
+    }
 }

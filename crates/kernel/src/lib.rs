@@ -28,6 +28,7 @@ mod error;
 mod links;
 mod neighbours;
 pub mod netns;
+mod nexthops;
 mod reconciler;
 mod rules;
 mod sysctl;
@@ -40,6 +41,7 @@ pub use links::{format_mac, vlan_name, Link, MAX_LINK_NAME};
 pub use neighbours::{
     diff_neighbours, DesiredNeighbours, Neighbour, NeighbourDiff, ObservedNeighbour,
 };
+pub use nexthops::{TableNextHop, TableRoute};
 pub use reconciler::{ObservedRoute, ReconcileStats, Reconciler, DEFAULT_CONCURRENCY};
 pub use rules::{diff_rules, DesiredRules, Family, Rule, RuleDiff, RuleSelector};
 pub use sysctl::{set_ipv4_forwarding, set_ipv6_forwarding, set_proxy_arp, set_proxy_ndp, Sysctl};

@@ -3,6 +3,7 @@
 //! with `external_ids:ovn-is-interconn=true`) plus its own `ovn-ic`. AZ `i` is called `az<i>`,
 //! its chassis `hv<i>` (encap IP 192.168.<i>.1), and holds network `i` of the peering scenario
 //! ([`PeerNet`]): router `lr<i>`, switch `ls<i>` (10.0.<i>.0/24) with VM `vm<i>`, no uplink.
+//! [`IcLab::start_ssl`] also serves the IC-NB over `ssl:` with certificates from a [`Pki`].
 //!
 //! ```text
 //!   az1: vm1 ── ls1 ── lr1 ─┐                   ┌─ lr2 ── ls2 ── vm2 :az2
@@ -19,6 +20,7 @@ use crate::error::{LabError, Result};
 use crate::lab::Lab;
 use crate::ovsdb::OvsdbServer;
 use crate::peering::PeerNet;
+use crate::pki::Pki;
 use crate::process::{run, Daemon, DaemonSpec};
 use crate::util::{lab_tempdir, path_str, wait_until};
 use crate::wire::ovs_env;
@@ -54,6 +56,20 @@ impl Az {
             .arg(flow))
     }
 
+    /// Gives this AZ's network the IPv6 subnet `fd00:<i>::/64` (router address `fd00:<i>::1`
+    /// on its internal port); returns the subnet.
+    pub fn add_ipv6_subnet(&self) -> Result<String> {
+        let i = self.net.index;
+        self.lab.nbctl(&[
+            "add",
+            "Logical_Router_Port",
+            &format!("{}-int", self.net.router),
+            "networks",
+            &format!("\"fd00:{i}::1/64\""),
+        ])?;
+        Ok(format!("fd00:{i}::/64"))
+    }
+
     /// The `lr-route-list` of this AZ's router.
     pub fn routes(&self) -> Result<String> {
         self.lab.nbctl(&["lr-route-list", &self.net.router])
@@ -74,6 +90,9 @@ pub struct IcLab {
     pub ic_nb: OvsdbServer,
     /// The shared IC-SB.
     pub ic_sb: OvsdbServer,
+    /// With [`IcLab::start_ssl`]: the PKI whose server certificate the IC-NB presents on its
+    /// `ssl:` remote (clients use [`Pki::client`]).
+    pub pki: Option<Pki>,
     _tmp: TempDir,
 }
 
@@ -81,12 +100,24 @@ impl IcLab {
     /// Starts the IC databases and `n` AZs, and waits until every VM is up and every AZ is
     /// registered in the IC-SB.
     pub fn start(n: u32) -> Result<IcLab> {
+        Self::start_with(n, None)
+    }
+
+    /// As [`IcLab::start`], with the IC-NB also served over `ssl:` (see
+    /// [`IcLab::ic_nb_ssl_remote`]) with certificates from a fresh [`Pki`]. ovn-ic itself keeps
+    /// using the IC-NB's `unix:` socket.
+    pub fn start_ssl(n: u32) -> Result<IcLab> {
+        Self::start_with(n, Some(Pki::new()?))
+    }
+
+    fn start_with(n: u32, pki: Option<Pki>) -> Result<IcLab> {
         let tmp = lab_tempdir("ic")?;
         let dir = tmp.path().to_path_buf();
-        let ic_nb = OvsdbServer::builder(IC_NB_SCHEMA)
-            .name("ic-nb")
-            .dir(&dir)
-            .start()?;
+        let mut nb = OvsdbServer::builder(IC_NB_SCHEMA).name("ic-nb").dir(&dir);
+        if let Some(p) = &pki {
+            nb = nb.ssl(p.server());
+        }
+        let ic_nb = nb.start()?;
         let ic_sb = OvsdbServer::builder(IC_SB_SCHEMA)
             .name("ic-sb")
             .dir(&dir)
@@ -95,6 +126,7 @@ impl IcLab {
             azs: vec![],
             ic_nb,
             ic_sb,
+            pki,
             _tmp: tmp,
         };
         x.ic_nbctl(&["init"])?;
@@ -163,6 +195,11 @@ impl IcLab {
             ic,
             lab,
         })
+    }
+
+    /// The IC-NB's `ssl:127.0.0.1:<port>` remote (with [`IcLab::start_ssl`] only).
+    pub fn ic_nb_ssl_remote(&self) -> Option<String> {
+        self.ic_nb.ssl_remote()
     }
 
     /// AZ `i` (1-based).

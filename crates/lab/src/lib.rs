@@ -66,10 +66,12 @@
 
 mod chassis;
 mod cleanup;
+pub mod dynamic;
 mod error;
 mod exposure;
 pub mod exposure_vrf;
 mod frr;
+pub mod incus;
 pub mod interconnect;
 mod lab;
 mod netns;

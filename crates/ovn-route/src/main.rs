@@ -4,6 +4,7 @@ mod agent;
 mod db;
 mod lab;
 mod peer;
+mod routes;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,9 @@ enum Command {
     Peer(peer::PeerArgs),
     /// Run the peering controller alone: keeps every peering's OVN objects in line.
     Controller(peer::ControllerArgs),
+    /// Show this host's routes to OVN networks (uplink -> network -> subnets -> next hop) and
+    /// whether each is installed, missing or conflicting (see docs/host-routes.md).
+    Routes(routes::RoutesArgs),
 }
 
 fn init_logging(filter: Option<&str>, json: bool, default: &str) {
@@ -67,6 +71,7 @@ fn main() -> Result<ExitCode> {
         Command::Lab(_) | Command::Agent(_) => "info",
         Command::Peer(_) => "warn",
         Command::Controller(_) => "info",
+        Command::Routes(_) => "warn",
     };
     // The agent's configuration decides its log level (`debug`), so read it first.
     let agent_cfg = match &cli.command {
@@ -95,5 +100,6 @@ fn main() -> Result<ExitCode> {
         Command::Lab(cmd) => lab::run(cmd).map(|_| ExitCode::SUCCESS),
         Command::Peer(a) => peer::peer(a).map(|_| ExitCode::SUCCESS),
         Command::Controller(a) => peer::controller(a).map(|_| ExitCode::SUCCESS),
+        Command::Routes(a) => routes::routes(a),
     }
 }

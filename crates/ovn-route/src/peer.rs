@@ -187,6 +187,39 @@ enum IntegrationCommand {
         /// Prefix length of each link subnet.
         #[arg(long, default_value_t = ovn_route_peer::remote::DEFAULT_LINK_PREFIX)]
         link_prefix: u8,
+        /// IPv6 pool of the IPv6 link subnets (none: IPv4 links only).
+        #[arg(long)]
+        link_pool6: Option<String>,
+        /// Prefix length of each IPv6 link subnet.
+        #[arg(long, default_value_t = ovn_route_peer::remote::DEFAULT_LINK_PREFIX6)]
+        link_prefix6: u8,
+        /// TLS private key (PEM) for an ssl: IC-NB.
+        #[arg(long, value_name = "FILE")]
+        ssl_private_key: Option<PathBuf>,
+        /// TLS certificate (PEM) for an ssl: IC-NB.
+        #[arg(long, value_name = "FILE")]
+        ssl_certificate: Option<PathBuf>,
+        /// TLS CA certificate (PEM) for an ssl: IC-NB.
+        #[arg(long, value_name = "FILE")]
+        ssl_ca_cert: Option<PathBuf>,
+    },
+    /// Change keys of an integration: KEY=VALUE ... (ic_nb, ic_sb, transit_switch_pattern,
+    /// link_pool, link_prefix, link_pool6, link_prefix6, gateway_chassis, ssl_private_key,
+    /// ssl_certificate, ssl_ca_cert).
+    Set {
+        /// Its name.
+        name: String,
+        /// KEY=VALUE pairs.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
+    /// Return keys of an integration to their defaults (ic_nb and ic_sb cannot be unset).
+    Unset {
+        /// Its name.
+        name: String,
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
     },
     /// List the integrations.
     List,
@@ -693,6 +726,11 @@ async fn integration(session: &Session, snap: &Snapshot, cmd: IntegrationCommand
             transit_switch_pattern,
             link_pool,
             link_prefix,
+            link_pool6,
+            link_prefix6,
+            ssl_private_key,
+            ssl_certificate,
+            ssl_ca_cert,
         } => {
             validate_target_name("integration", &name)?;
             if all.contains_key(&name) {
@@ -705,8 +743,14 @@ async fn integration(session: &Session, snap: &Snapshot, cmd: IntegrationCommand
                 link_pool,
                 link_prefix,
                 gateway_chassis,
+                link_pool6,
+                link_prefix6,
+                ssl_private_key,
+                ssl_certificate,
+                ssl_ca_cert,
             };
             i.validate()?;
+            i.check_files()?;
             session
                 .transact(write(vec![Mutation::insert(
                     "external_ids",
@@ -715,6 +759,34 @@ async fn integration(session: &Session, snap: &Snapshot, cmd: IntegrationCommand
                         Atom::string(i.to_json()),
                     )]),
                 )]))
+                .await
+                .context("storing the integration")?;
+        }
+        IntegrationCommand::Set { name, pairs } => {
+            let mut i = stored(&all, &name)?;
+            let before = i.clone();
+            for p in &pairs {
+                let (k, v) = p
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("{p:?}: expected KEY=VALUE"))?;
+                i.set(k, v)?;
+            }
+            i.check_files()?;
+            check_pattern_change(&before, &i, &used_by(&name), &name)?;
+            session
+                .transact(write(replace(&name, &i)))
+                .await
+                .context("storing the integration")?;
+        }
+        IntegrationCommand::Unset { name, keys } => {
+            let mut i = stored(&all, &name)?;
+            let before = i.clone();
+            for k in &keys {
+                i.unset(k)?;
+            }
+            check_pattern_change(&before, &i, &used_by(&name), &name)?;
+            session
+                .transact(write(replace(&name, &i)))
                 .await
                 .context("storing the integration")?;
         }
@@ -764,6 +836,47 @@ async fn integration(session: &Session, snap: &Snapshot, cmd: IntegrationCommand
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// The stored integration `name`, parsed.
+fn stored(
+    all: &BTreeMap<String, Result<Integration, ovn_route_peer::ModelError>>,
+    name: &str,
+) -> Result<Integration> {
+    match all.get(name) {
+        None => bail!("no integration named {name:?}"),
+        Some(Err(e)) => bail!("integration {name:?} as stored is not valid: {e}"),
+        Some(Ok(i)) => Ok(i.clone()),
+    }
+}
+
+/// Mutations replacing integration `name`'s stored value with `i`.
+fn replace(name: &str, i: &Integration) -> Vec<Mutation> {
+    let key = integration_key(name);
+    vec![
+        Mutation::delete("external_ids", Datum::set([Atom::string(&key)])),
+        Mutation::insert(
+            "external_ids",
+            Datum::map([(Atom::string(&key), Atom::string(i.to_json()))]),
+        ),
+    ]
+}
+
+/// Refuses to change the transit switch pattern while peers use the integration: their transit
+/// switches would change name under them (and both AZs must agree on the names).
+fn check_pattern_change(
+    before: &Integration,
+    after: &Integration,
+    users: &[String],
+    name: &str,
+) -> Result<()> {
+    if before.transit_switch_pattern != after.transit_switch_pattern && !users.is_empty() {
+        bail!(
+            "transit_switch_pattern of integration {name:?} cannot change while peers {} use it",
+            users.join(", ")
+        );
+    }
     Ok(())
 }
 

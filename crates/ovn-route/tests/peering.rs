@@ -572,9 +572,10 @@ fn agents_run_one_peering_controller_and_fail_over() {
         &conf,
         format!(
             "[DEFAULT]\novsdb_connection = {}\n[ovn]\novn_nb_connection = {}\n\
-             [ovn_route]\nstatus_socket =\npeering_controller = true\n",
+             [ovn_route]\nstatus_socket =\npeering_controller = true\niproute2_dir = {}\n",
             x.lab.chassis(0).ovs_remote(),
-            x.lab.nb_remote()
+            x.lab.nb_remote(),
+            x.lab.dir().join("iproute2").display()
         ),
     )
     .unwrap();

@@ -13,23 +13,45 @@ use tracing::{debug, info};
 
 use crate::apply::wait_router;
 use crate::error::PeerError;
+use crate::model::OWNER_KEY;
 use crate::read;
 use crate::remote::{
     gateway_priority, plan_remote, DesiredRemotePort, IcOp, IcView, Integration, NbOp, RemoteNb,
-    RemotePlan, Switch, SwitchPort, TransitSwitch, IC_ROUTES_KEY,
+    RemotePlan, Switch, SwitchPort, TransitSwitch, IC_ROUTES_KEY, LINK_SUBNET6_KEY,
+    REMOTE_OWNER_VALUE,
 };
 use crate::snapshot::Snapshot;
 
-/// NB tables and columns remote peering reads besides [`read::tables`].
+/// The `where` condition selecting rows that carry the remote peering mark.
+fn marked_remote() -> Vec<serde_json::Value> {
+    vec![serde_json::json!([
+        "external_ids",
+        "includes",
+        ["map", [[OWNER_KEY, REMOTE_OWNER_VALUE]]]
+    ])]
+}
+
+/// NB tables and columns remote peering reads besides [`read::tables`]: `NB_Global`; the name,
+/// `other_config` and `ports` of every `Logical_Switch` (ovn-ic marks a transit switch's local
+/// switch with `other_config:interconn-ts`, which an OVSDB condition cannot select on); and only
+/// the `Logical_Switch_Port` and `Gateway_Chassis` rows carrying our mark (a server without
+/// conditional monitoring sends every row; the planner filters on the mark anyway).
 pub fn nb_tables() -> Vec<TableSelect> {
+    let mut lsp = TableSelect::columns(
+        "Logical_Switch_Port",
+        &["name", "type", "options", "external_ids"],
+    );
+    lsp.conditions = Some(marked_remote());
+    let mut gc = TableSelect::columns(
+        "Gateway_Chassis",
+        &["chassis_name", "priority", "external_ids"],
+    );
+    gc.conditions = Some(marked_remote());
     vec![
         TableSelect::columns("NB_Global", &["name", "options", "external_ids"]),
         TableSelect::columns("Logical_Switch", &["name", "other_config", "ports"]),
-        TableSelect::columns(
-            "Logical_Switch_Port",
-            &["name", "type", "addresses", "options", "external_ids"],
-        ),
-        TableSelect::columns("Gateway_Chassis", &["chassis_name", "priority"]),
+        lsp,
+        gc,
     ]
 }
 
@@ -72,16 +94,17 @@ pub fn remote_nb(r: &Replica) -> RemoteNb {
         }
     }
     if let Some(t) = r.table("Logical_Switch_Port") {
-        for row in t.iter() {
+        for row in t.iter().filter(|row| {
+            map(row.get("external_ids"))
+                .get(OWNER_KEY)
+                .map(String::as_str)
+                == Some(REMOTE_OWNER_VALUE)
+        }) {
             nb.switch_ports.insert(
                 row.uuid,
                 SwitchPort {
                     name: string(row.get("name")),
                     kind: string(row.get("type")),
-                    addresses: row
-                        .get("addresses")
-                        .map(|d| d.strs().map(str::to_string).collect())
-                        .unwrap_or_default(),
                     options: map(row.get("options")),
                     external_ids: map(row.get("external_ids")),
                 },
@@ -89,7 +112,12 @@ pub fn remote_nb(r: &Replica) -> RemoteNb {
         }
     }
     if let Some(t) = r.table("Gateway_Chassis") {
-        for row in t.iter() {
+        for row in t.iter().filter(|row| {
+            map(row.get("external_ids"))
+                .get(OWNER_KEY)
+                .map(String::as_str)
+                == Some(REMOTE_OWNER_VALUE)
+        }) {
             nb.gateway_chassis.insert(
                 row.uuid,
                 (
@@ -132,6 +160,14 @@ pub fn transit_switches(r: &Replica) -> BTreeMap<Uuid, TransitSwitch> {
         .unwrap_or_default()
 }
 
+/// True when two integrations reach their IC-NB the same way (remotes and TLS files).
+fn same_connection(a: &Integration, b: &Integration) -> bool {
+    a.ic_nb == b.ic_nb
+        && a.ssl_private_key == b.ssl_private_key
+        && a.ssl_certificate == b.ssl_certificate
+        && a.ssl_ca_cert == b.ssl_ca_cert
+}
+
 /// One session per integration's IC-NB, kept in line with the integrations stored in the NB.
 /// Changes on any of them are reported on [`IcSessions::wake`]'s receiver.
 #[derive(Debug)]
@@ -153,9 +189,11 @@ impl Default for IcSessions {
     }
 }
 
-/// The session settings of an IC-NB (transit switches only; the leader of a cluster).
-pub fn ic_session_config(remotes: Vec<Remote>) -> SessionConfig {
+/// The session settings of an IC-NB (transit switches only; the leader of a cluster), with TLS
+/// when `ssl` is given (needed for `ssl:` remotes).
+pub fn ic_session_config(remotes: Vec<Remote>, ssl: Option<ovsdb::SslConfig>) -> SessionConfig {
     let mut cfg = SessionConfig::new(remotes, "OVN_IC_Northbound");
+    cfg.connect.ssl = ssl;
     cfg.tables = vec![TableSelect::columns(
         "Transit_Switch",
         &["name", "external_ids"],
@@ -173,7 +211,7 @@ impl IcSessions {
             .filter_map(|(n, i)| Some((n, i.ok()?)))
             .collect();
         self.sessions
-            .retain(|n, (i, _)| wanted.get(n).is_some_and(|w| w.ic_nb == i.ic_nb));
+            .retain(|n, (i, _)| wanted.get(n).is_some_and(|w| same_connection(w, i)));
         for (name, integ) in wanted {
             if self.sessions.contains_key(&name) {
                 continue;
@@ -182,7 +220,7 @@ impl IcSessions {
                 continue;
             };
             info!(integration = %name, ic_nb = %integ.ic_nb, "connecting to IC-NB");
-            let session = Session::start(ic_session_config(remotes));
+            let session = Session::start(ic_session_config(remotes, integ.ssl()));
             let mut events = session.subscribe();
             let tx = self.wake_tx.clone();
             tokio::spawn(async move {
@@ -275,12 +313,23 @@ pub fn ic_transaction(view: &BTreeMap<Uuid, TransitSwitch>, ops: &[IcOp]) -> Vec
                 uuid_name: None,
                 uuid: None,
             },
-            IcOp::Declare { uuid, key } => Operation::Mutate {
+            IcOp::Declare { uuid, key, value } => Operation::Mutate {
+                table: "Transit_Switch".into(),
+                conditions: vec![Condition::uuid(*uuid)],
+                mutations: vec![
+                    Mutation::delete("external_ids", Datum::set([Atom::string(key)])),
+                    Mutation::insert(
+                        "external_ids",
+                        Datum::map([(Atom::string(key), Atom::string(value))]),
+                    ),
+                ],
+            },
+            IcOp::SetLinkSubnet6 { uuid, subnet } => Operation::Mutate {
                 table: "Transit_Switch".into(),
                 conditions: vec![Condition::uuid(*uuid)],
                 mutations: vec![Mutation::insert(
                     "external_ids",
-                    Datum::map([(Atom::string(key), Atom::string("declared"))]),
+                    Datum::map([(Atom::string(LINK_SUBNET6_KEY), Atom::string(subnet))]),
                 )],
             },
             IcOp::Withdraw { uuid, key } => Operation::Mutate {
@@ -393,8 +442,9 @@ fn create_ops(i: usize, w: &DesiredRemotePort, out: &mut Vec<Operation>) {
 }
 
 /// The local NB transaction of `ops`: an optional lock assertion, `wait`s on every router and
-/// switch changed (their `ports` as read), then the changes. A [`NbOp::Create`] whose ports exist
-/// in another form deletes them first, in the same transaction.
+/// switch changed (their `ports` as read), then the changes. Our ports that exist in another
+/// form come as [`NbOp::DeleteLrp`]/[`NbOp::DeleteLsp`] before the [`NbOp::Create`] replacing
+/// them, in the same transaction.
 pub fn nb_transaction(
     snap: &Snapshot,
     nb: &RemoteNb,
@@ -424,21 +474,6 @@ pub fn nb_transaction(
     }
     t.extend(routers.iter().map(|r| wait_router(snap, *r)));
     t.extend(switches.iter().map(|s| wait_switch(nb, *s)));
-    // Replacements: ports of the same name that are not kept.
-    let deleted_lrp: BTreeSet<Uuid> = ops
-        .iter()
-        .filter_map(|o| match o {
-            NbOp::DeleteLrp { uuid, .. } => Some(*uuid),
-            _ => None,
-        })
-        .collect();
-    let deleted_lsp: BTreeSet<Uuid> = ops
-        .iter()
-        .filter_map(|o| match o {
-            NbOp::DeleteLsp { uuid, .. } => Some(*uuid),
-            _ => None,
-        })
-        .collect();
     for (i, op) in ops.iter().enumerate() {
         match op {
             NbOp::DeleteLrp { router, uuid } => {
@@ -456,33 +491,6 @@ pub fn nb_transaction(
                 });
             }
             NbOp::Create(w) => {
-                // A port of the same name in another form (not deleted above) goes first.
-                for (ru, r) in &snap.routers {
-                    for pu in &r.ports {
-                        if snap.ports.get(pu).is_some_and(|p| p.name == w.lrp)
-                            && !deleted_lrp.contains(pu)
-                        {
-                            t.push(Operation::Mutate {
-                                table: "Logical_Router".into(),
-                                conditions: vec![Condition::uuid(*ru)],
-                                mutations: vec![Mutation::delete("ports", Atom::Uuid(*pu))],
-                            });
-                        }
-                    }
-                }
-                for (su, s) in &nb.switches {
-                    for pu in &s.ports {
-                        if nb.switch_ports.get(pu).is_some_and(|p| p.name == w.lsp)
-                            && !deleted_lsp.contains(pu)
-                        {
-                            t.push(Operation::Mutate {
-                                table: "Logical_Switch".into(),
-                                conditions: vec![Condition::uuid(*su)],
-                                mutations: vec![Mutation::delete("ports", Atom::Uuid(*pu))],
-                            });
-                        }
-                    }
-                }
                 create_ops(i, w, &mut t);
             }
             NbOp::IcRoutes(on) => {

@@ -14,7 +14,8 @@
 //! relationship exists).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 
 use ovsdb::Uuid;
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::cidr::Cidr;
 use crate::error::ModelError;
 use crate::model::{validate_target_name, Declaration, PeerType, Status, OWNER_KEY, PEERING_KEY};
-use crate::plan::{port_mac, DeclRef};
+use crate::plan::{network_facts, port_mac, DeclRef};
 use crate::snapshot::Snapshot;
 
 /// `NB_Global.external_ids` prefix of integrations: `ovn-route:integration:<name>` = JSON.
@@ -31,6 +32,12 @@ pub const INTEGRATION_KEY_PREFIX: &str = "ovn-route:integration:";
 pub const AZ_KEY_PREFIX: &str = "ovn-route:az:";
 /// `Transit_Switch.external_ids` key: the link subnet allocated to the transit switch.
 pub const LINK_SUBNET_KEY: &str = "ovn-route:link-subnet";
+/// `Transit_Switch.external_ids` key: the IPv6 link subnet allocated to the transit switch.
+pub const LINK_SUBNET6_KEY: &str = "ovn-route:link-subnet6";
+/// Value of an AZ key: the AZ declared the transit switch (its network has no IPv6 subnet).
+pub const AZ_DECLARED: &str = "declared";
+/// Value of an AZ key: the AZ declared the transit switch and its network has IPv6 subnets.
+pub const AZ_DECLARED_IPV6: &str = "declared,ipv6";
 /// `external_ids` key on remote peering objects: the transit switch they belong to.
 pub const TRANSIT_SWITCH_KEY: &str = "ovn-route:transit-switch";
 /// Value of [`OWNER_KEY`] on remote peering objects (transit switches, router and switch ports).
@@ -43,6 +50,22 @@ pub const DEFAULT_TS_PATTERN: &str = "ts-{peer}";
 pub const DEFAULT_LINK_POOL: &str = "169.254.100.0/24";
 /// Default prefix length of a link subnet.
 pub const DEFAULT_LINK_PREFIX: u8 = 30;
+/// Default prefix length of an IPv6 link subnet (from `link_pool6`, which has no default).
+pub const DEFAULT_LINK_PREFIX6: u8 = 126;
+/// The keys `peer integration set/unset` accept.
+pub const INTEGRATION_KEYS: &[&str] = &[
+    "ic_nb",
+    "ic_sb",
+    "transit_switch_pattern",
+    "link_pool",
+    "link_prefix",
+    "link_pool6",
+    "link_prefix6",
+    "gateway_chassis",
+    "ssl_private_key",
+    "ssl_certificate",
+    "ssl_ca_cert",
+];
 
 fn default_pattern() -> String {
     DEFAULT_TS_PATTERN.to_string()
@@ -52,6 +75,9 @@ fn default_pool() -> String {
 }
 fn default_prefix() -> u8 {
     DEFAULT_LINK_PREFIX
+}
+fn default_prefix6() -> u8 {
+    DEFAULT_LINK_PREFIX6
 }
 
 /// A named integration: how to reach the interconnection databases and how to name and address
@@ -76,6 +102,21 @@ pub struct Integration {
     /// Interconnection gateway chassis of this AZ for the router ports, highest priority first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_chassis: Vec<String>,
+    /// IPv6 pool the IPv6 link subnets are allocated from (none: IPv4 links only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_pool6: Option<String>,
+    /// Prefix length of each IPv6 link subnet (126 or 127 typically).
+    #[serde(default = "default_prefix6")]
+    pub link_prefix6: u8,
+    /// TLS private key (PEM file) for `ssl:` IC-NB remotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_private_key: Option<PathBuf>,
+    /// TLS certificate (PEM file) for `ssl:` IC-NB remotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_certificate: Option<PathBuf>,
+    /// TLS CA certificate (PEM file) the IC-NB server's certificate must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_ca_cert: Option<PathBuf>,
 }
 
 /// The `NB_Global.external_ids` key of integration `name`.
@@ -93,6 +134,11 @@ impl Integration {
             link_pool: default_pool(),
             link_prefix: DEFAULT_LINK_PREFIX,
             gateway_chassis: vec![],
+            link_pool6: None,
+            link_prefix6: DEFAULT_LINK_PREFIX6,
+            ssl_private_key: None,
+            ssl_certificate: None,
+            ssl_ca_cert: None,
         }
     }
 
@@ -113,10 +159,152 @@ impl Integration {
         }
         validate_target_name("transit switch pattern", &self.transit_switch_pattern)?;
         self.pool()?;
+        self.pool6()?;
         for c in &self.gateway_chassis {
             validate_target_name("chassis", c)?;
         }
+        let files = self.ssl_files();
+        let set = files.iter().filter(|(_, f)| f.is_some()).count();
+        if set != 0 && set != files.len() {
+            let missing: Vec<&str> = files
+                .iter()
+                .filter(|(_, f)| f.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            return Err(ModelError::Invalid(format!(
+                "TLS needs ssl_private_key, ssl_certificate and ssl_ca_cert together: {} missing",
+                missing.join(", ")
+            )));
+        }
+        let nb_ssl = ovsdb::Remote::parse_list(&self.ic_nb)
+            .map(|rs| rs.iter().any(ovsdb::Remote::is_ssl))
+            .unwrap_or(false);
+        if nb_ssl && set == 0 {
+            return Err(ModelError::Invalid(format!(
+                "ic_nb {:?} is ssl: but ssl_private_key, ssl_certificate and ssl_ca_cert are not set",
+                self.ic_nb
+            )));
+        }
         Ok(())
+    }
+
+    fn ssl_files(&self) -> [(&'static str, Option<&PathBuf>); 3] {
+        [
+            ("ssl_private_key", self.ssl_private_key.as_ref()),
+            ("ssl_certificate", self.ssl_certificate.as_ref()),
+            ("ssl_ca_cert", self.ssl_ca_cert.as_ref()),
+        ]
+    }
+
+    /// Checks that the TLS files exist on this machine (at `integration create`/`set` time; the
+    /// controller reads them at each connection). The error names the key and the file.
+    pub fn check_files(&self) -> Result<(), ModelError> {
+        for (key, f) in self.ssl_files() {
+            if let Some(f) = f {
+                if !f.is_file() {
+                    return Err(ModelError::Invalid(format!(
+                        "{key} {:?}: no such file",
+                        f.display().to_string()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The TLS settings of the IC-NB connection, when the files are set.
+    pub fn ssl(&self) -> Option<ovsdb::SslConfig> {
+        Some(ovsdb::SslConfig {
+            private_key: self.ssl_private_key.clone()?,
+            certificate: self.ssl_certificate.clone()?,
+            ca_cert: self.ssl_ca_cert.clone()?,
+        })
+    }
+
+    /// The IPv6 link pool, checked (IPv6, and the prefix fits in it), if one is set.
+    pub fn pool6(&self) -> Result<Option<Cidr>, ModelError> {
+        let Some(p) = &self.link_pool6 else {
+            if self.link_prefix6 > 127 {
+                return Err(ModelError::Invalid(format!(
+                    "link_prefix6 {} is not an IPv6 prefix length of at most 127",
+                    self.link_prefix6
+                )));
+            }
+            return Ok(None);
+        };
+        let bad = || {
+            ModelError::Invalid(format!(
+                "link_pool6 {p:?} with link_prefix6 {} is not an IPv6 pool that holds /{} subnets \
+                 (link_prefix6 at most 127)",
+                self.link_prefix6, self.link_prefix6
+            ))
+        };
+        let c = Cidr::parse(p).ok_or_else(bad)?;
+        if c.is_ipv4() || self.link_prefix6 > 127 || self.link_prefix6 < c.len {
+            return Err(bad());
+        }
+        Ok(Some(c.network()))
+    }
+
+    /// Sets `key` (one of [`INTEGRATION_KEYS`]) to `value` and validates the result; the error
+    /// names the key or the value. `gateway_chassis` takes a comma-separated list.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ModelError> {
+        let prefix = |v: &str| {
+            v.parse::<u8>()
+                .map_err(|_| ModelError::Invalid(format!("{key}: {v:?} is not a prefix length")))
+        };
+        let path = |v: &str| {
+            if v.is_empty() {
+                Err(ModelError::Invalid(format!("{key}: empty file name")))
+            } else {
+                Ok(Some(PathBuf::from(v)))
+            }
+        };
+        match key {
+            "ic_nb" => self.ic_nb = value.to_string(),
+            "ic_sb" => self.ic_sb = value.to_string(),
+            "transit_switch_pattern" => self.transit_switch_pattern = value.to_string(),
+            "link_pool" => self.link_pool = value.to_string(),
+            "link_prefix" => self.link_prefix = prefix(value)?,
+            "link_pool6" => self.link_pool6 = Some(value.to_string()),
+            "link_prefix6" => self.link_prefix6 = prefix(value)?,
+            "gateway_chassis" => {
+                self.gateway_chassis = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "ssl_private_key" => self.ssl_private_key = path(value)?,
+            "ssl_certificate" => self.ssl_certificate = path(value)?,
+            "ssl_ca_cert" => self.ssl_ca_cert = path(value)?,
+            other => return Err(unknown_key(other)),
+        }
+        self.validate()
+    }
+
+    /// Returns `key` to its default (`ic_nb` and `ic_sb` have none and cannot be unset) and
+    /// validates the result.
+    pub fn unset(&mut self, key: &str) -> Result<(), ModelError> {
+        match key {
+            "ic_nb" | "ic_sb" => {
+                return Err(ModelError::Invalid(format!(
+                    "{key} cannot be unset: an integration needs it"
+                )))
+            }
+            "transit_switch_pattern" => self.transit_switch_pattern = default_pattern(),
+            "link_pool" => self.link_pool = default_pool(),
+            "link_prefix" => self.link_prefix = DEFAULT_LINK_PREFIX,
+            "link_pool6" => self.link_pool6 = None,
+            "link_prefix6" => self.link_prefix6 = DEFAULT_LINK_PREFIX6,
+            "gateway_chassis" => self.gateway_chassis.clear(),
+            "ssl_private_key" => self.ssl_private_key = None,
+            "ssl_certificate" => self.ssl_certificate = None,
+            "ssl_ca_cert" => self.ssl_ca_cert = None,
+            other => return Err(unknown_key(other)),
+        }
+        self.validate()
     }
 
     /// The link pool, checked: IPv4, and the link prefix fits in it.
@@ -163,6 +351,13 @@ impl Integration {
     }
 }
 
+fn unknown_key(key: &str) -> ModelError {
+    ModelError::Invalid(format!(
+        "unknown integration key {key:?}: expected one of {}",
+        INTEGRATION_KEYS.join(", ")
+    ))
+}
+
 /// A `Logical_Switch` row (the NB side of a transit switch).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Switch {
@@ -181,8 +376,6 @@ pub struct SwitchPort {
     pub name: String,
     /// `type`.
     pub kind: String,
-    /// `addresses`.
-    pub addresses: Vec<String>,
     /// `options`.
     pub options: BTreeMap<String, String>,
     /// `external_ids`.
@@ -253,6 +446,14 @@ impl TransitSwitch {
             .collect()
     }
 
+    /// True when AZ `az` declared it with a network that has IPv6 subnets.
+    pub fn az_has_ipv6(&self, az: &str) -> bool {
+        self.external_ids
+            .get(&format!("{AZ_KEY_PREFIX}{az}"))
+            .map(String::as_str)
+            == Some(AZ_DECLARED_IPV6)
+    }
+
     /// True when ovn-route created it.
     pub fn is_ours(&self) -> bool {
         self.external_ids.get(OWNER_KEY).map(String::as_str) == Some(REMOTE_OWNER_VALUE)
@@ -272,12 +473,21 @@ pub enum IcOp {
         /// Its `external_ids`.
         external_ids: BTreeMap<String, String>,
     },
-    /// Add our AZ key to an existing transit switch.
+    /// Set our AZ key on an existing transit switch (replacing its value if present).
     Declare {
         /// The transit switch.
         uuid: Uuid,
         /// The key.
         key: String,
+        /// [`AZ_DECLARED`] or [`AZ_DECLARED_IPV6`].
+        value: String,
+    },
+    /// Record an IPv6 link subnet on a transit switch of ours that has none yet.
+    SetLinkSubnet6 {
+        /// The transit switch.
+        uuid: Uuid,
+        /// The subnet.
+        subnet: String,
     },
     /// Remove our AZ key (other AZs still declare it, or ports are left on it).
     Withdraw {
@@ -361,26 +571,57 @@ pub fn remote_switch_port_name(az: &str, ts: &str) -> String {
     format!("ovnr-{az}-{ts}")
 }
 
-fn nth_host(subnet: &Cidr, n: u32) -> Option<IpAddr> {
-    match subnet.addr {
-        IpAddr::V4(a) => Some(IpAddr::V4(Ipv4Addr::from(u32::from(a).checked_add(n)?))),
-        IpAddr::V6(_) => None,
+fn to_bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
-/// The lowest `/len` subnet of `pool` that overlaps none of `used`.
-pub fn allocate(pool: &Cidr, len: u8, used: &[Cidr]) -> Option<Cidr> {
-    let IpAddr::V4(base) = pool.addr else {
-        return None;
+fn from_bits(v4: bool, n: u128) -> Option<IpAddr> {
+    if v4 {
+        Some(IpAddr::V4(Ipv4Addr::from(u32::try_from(n).ok()?)))
+    } else {
+        Some(IpAddr::V6(Ipv6Addr::from(n)))
+    }
+}
+
+fn nth_host(subnet: &Cidr, n: u128) -> Option<IpAddr> {
+    from_bits(subnet.is_ipv4(), to_bits(subnet.addr).checked_add(n)?)
+}
+
+/// Our address in link subnet `subnet` as the `index`-th AZ (0 or 1): the 1st and 2nd host
+/// addresses, or on an IPv6 /127 (RFC 6164) both addresses of the subnet.
+pub fn link_address(subnet: &Cidr, index: u32) -> Option<Cidr> {
+    let first = if !subnet.is_ipv4() && subnet.len == 127 {
+        0
+    } else {
+        1
     };
-    let count = 1u64 << (len - pool.len);
-    let size = 1u64 << (32 - len);
+    let c = Cidr {
+        addr: nth_host(&subnet.network(), u128::from(index) + first)?,
+        len: subnet.len,
+    };
+    (c.network() == subnet.network()).then_some(c)
+}
+
+/// The lowest `/len` subnet of `pool` (IPv4 or IPv6) that overlaps none of `used`.
+pub fn allocate(pool: &Cidr, len: u8, used: &[Cidr]) -> Option<Cidr> {
+    let width: u32 = if pool.is_ipv4() { 32 } else { 128 };
+    if len < pool.len || u32::from(len) > width {
+        return None;
+    }
+    let base = to_bits(pool.network().addr);
+    let count = 1u128
+        .checked_shl(u32::from(len - pool.len))
+        .unwrap_or(u128::MAX);
+    let size = 1u128.checked_shl(width - u32::from(len)).unwrap_or(0);
     (0..count)
-        .map(|i| Cidr {
-            addr: IpAddr::V4(Ipv4Addr::from(
-                (u64::from(u32::from(base)) + i * size) as u32,
-            )),
-            len,
+        .map_while(|i| {
+            Some(Cidr {
+                addr: from_bits(pool.is_ipv4(), base.checked_add(i.checked_mul(size)?)?)?,
+                len,
+            })
         })
         .find(|c| !used.iter().any(|u| u.overlaps(c)))
 }
@@ -493,21 +734,43 @@ pub fn plan_remote(snap: &Snapshot, nb: &RemoteNb, ics: &BTreeMap<String, IcView
             .filter_map(|t| t.external_ids.get(LINK_SUBNET_KEY))
             .filter_map(|s| Cidr::parse(s))
             .collect();
+        let mut used6: Vec<Cidr> = view
+            .values()
+            .filter_map(|t| t.external_ids.get(LINK_SUBNET6_KEY))
+            .filter_map(|s| Cidr::parse(s))
+            .collect();
+        let pool6 = integ.pool6().ok().flatten();
         let wanted_ts: BTreeSet<&str> = decls.iter().map(|(_, ts)| ts.as_str()).collect();
         for (d, ts) in &decls {
+            let router = &snap.routers[&d.router];
+            // IPv6 on the link only when this network has IPv6 subnets (and so does the other).
+            let has6 = network_facts(snap, router)
+                .subnets
+                .iter()
+                .any(|c| !c.is_ipv4());
+            let my_value = if has6 { AZ_DECLARED_IPV6 } else { AZ_DECLARED };
+            let new6 = |used6: &mut Vec<Cidr>| -> Option<Cidr> {
+                let c = allocate(pool6.as_ref()?, integ.link_prefix6, used6)?;
+                used6.push(c);
+                Some(c)
+            };
             let existing = view.iter().find(|(_, t)| &t.name == *ts);
             let Some((tu, t)) = existing else {
                 let pool = integ.pool().expect("validated");
                 match allocate(&pool, integ.link_prefix, &used) {
                     Some(subnet) => {
                         used.push(subnet);
+                        let mut external_ids = BTreeMap::from([
+                            (OWNER_KEY.to_string(), REMOTE_OWNER_VALUE.to_string()),
+                            (LINK_SUBNET_KEY.to_string(), subnet.to_string()),
+                            (my_key.clone(), my_value.to_string()),
+                        ]);
+                        if let Some(s6) = has6.then(|| new6(&mut used6)).flatten() {
+                            external_ids.insert(LINK_SUBNET6_KEY.to_string(), s6.to_string());
+                        }
                         ops.push(IcOp::CreateTs {
                             name: (*ts).clone(),
-                            external_ids: BTreeMap::from([
-                                (OWNER_KEY.to_string(), REMOTE_OWNER_VALUE.to_string()),
-                                (LINK_SUBNET_KEY.to_string(), subnet.to_string()),
-                                (my_key.clone(), "declared".to_string()),
-                            ]),
+                            external_ids,
                         });
                         out.statuses.insert((*d).clone(), Status::Pending);
                     }
@@ -536,11 +799,25 @@ pub fn plan_remote(snap: &Snapshot, nb: &RemoteNb, ics: &BTreeMap<String, IcView
                 );
                 continue;
             };
-            if !t.external_ids.contains_key(&my_key) {
+            if t.external_ids.get(&my_key).map(String::as_str) != Some(my_value) {
                 ops.push(IcOp::Declare {
                     uuid: *tu,
                     key: my_key.clone(),
+                    value: my_value.to_string(),
                 });
+            }
+            let subnet6 = t
+                .external_ids
+                .get(LINK_SUBNET6_KEY)
+                .and_then(|s| Cidr::parse(s))
+                .filter(|c| !c.is_ipv4());
+            if has6 && subnet6.is_none() {
+                if let Some(s6) = new6(&mut used6) {
+                    ops.push(IcOp::SetLinkSubnet6 {
+                        uuid: *tu,
+                        subnet: s6.to_string(),
+                    });
+                }
             }
             let mut azs = t.azs();
             azs.insert(nb.az.as_str());
@@ -558,23 +835,47 @@ pub fn plan_remote(snap: &Snapshot, nb: &RemoteNb, ics: &BTreeMap<String, IcView
                 continue;
             }
             let index = azs.iter().position(|a| *a == nb.az).expect("inserted") as u32;
-            let Some(addr) = nth_host(&subnet, index + 1) else {
+            let Some(addr) = link_address(&subnet, index).filter(|c| c.is_ipv4()) else {
                 out.statuses.insert(
                     (*d).clone(),
-                    Status::Errored(format!("link subnet {subnet} is not IPv4")),
+                    Status::Errored(format!("link subnet {subnet} is not an IPv4 /30 or larger")),
                 );
                 continue;
             };
+            let mut networks = vec![addr.to_string()];
+            // IPv6: both AZs declared IPv6 networks (ours as of this plan) and a subnet is set.
+            let other_has6 = azs
+                .iter()
+                .filter(|a| **a != nb.az)
+                .all(|a| t.az_has_ipv6(a));
+            if has6 && other_has6 {
+                if let Some(a6) = subnet6.and_then(|s6| link_address(&s6, index)) {
+                    networks.push(a6.to_string());
+                }
+            }
+            let lrp = remote_port_name(&router.name, &d.name);
+            let taken = snap.ports.values().any(|p| {
+                p.name == lrp
+                    && p.external_ids.get(OWNER_KEY).map(String::as_str) != Some(REMOTE_OWNER_VALUE)
+            });
+            if taken {
+                out.statuses.insert(
+                    (*d).clone(),
+                    Status::Errored(format!(
+                        "router port name {lrp:?} is taken by a port ovn-route did not create"
+                    )),
+                );
+                continue;
+            }
             out.statuses.insert((*d).clone(), Status::Created);
             // The objects wait for ovn-ic to create the transit switch in this NB.
             if let Some((su, _)) = nb.transit_switch(ts) {
-                let router = &snap.routers[&d.router];
                 wanted.push(DesiredRemotePort {
                     router: d.router,
                     switch: su,
-                    lrp: remote_port_name(&router.name, &d.name),
+                    lrp,
                     mac: port_mac(d.router, &format!("ts/{}", d.name)),
-                    networks: vec![format!("{addr}/{}", subnet.len)],
+                    networks,
                     gateway_chassis: integ.gateway_chassis.clone(),
                     lsp: remote_switch_port_name(&nb.az, ts),
                     external_ids: BTreeMap::from([
@@ -594,12 +895,13 @@ pub fn plan_remote(snap: &Snapshot, nb: &RemoteNb, ics: &BTreeMap<String, IcView
                 continue;
             }
             let others = t.azs().into_iter().filter(|a| *a != nb.az).count();
-            // Ports left on it: anything on its local switch that is not ours.
+            // Ports left on it: anything on its local switch that is not ours (only our switch
+            // ports are monitored: a port UUID not in `switch_ports` is someone else's).
             let ports_left = nb.transit_switch(&t.name).is_some_and(|(_, s)| {
                 s.ports.iter().any(|p| {
-                    nb.switch_ports.get(p).is_some_and(|lsp| {
+                    !nb.switch_ports.get(p).is_some_and(|lsp| {
                         lsp.external_ids.get(OWNER_KEY).map(String::as_str)
-                            != Some(REMOTE_OWNER_VALUE)
+                            == Some(REMOTE_OWNER_VALUE)
                     })
                 })
             });

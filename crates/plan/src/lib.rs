@@ -7,7 +7,9 @@
 //! * [`ChassisIdentity`]: who this chassis is (from the local Open_vSwitch database);
 //! * [`exposure`]: what it exposes through BGP, where the traffic enters OVN, and why.
 
+pub mod dynamic;
 pub mod exposure;
+pub mod host_routes;
 
 use ovn_model::vswitch::OpenVSwitch;
 use ovsdb::Replica;

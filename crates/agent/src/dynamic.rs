@@ -1,0 +1,681 @@
+//! Route exchange driven by OVN's own `dynamic-routing*` options (`[ovn_route] dynamic_routing`):
+//! the I/O side of [`ovn_route_plan::dynamic`].
+//!
+//! * Advertise: each router advertised here gets its planned routes in its table with protocol
+//!   84 (stale protocol-84 routes deleted first, then missing ones added; other protocols are never
+//!   touched). A table no router wants any more loses our routes.
+//! * VRFs (`dynamic-routing-maintain-vrf`): created where the port is bound, marked with the alias
+//!   [`VRF_MARK`]; deleted when no longer wanted, and only when they carry the mark.
+//! * Learn: each router's table is dumped at start, on every full pass and after a route event in
+//!   it (route notifications of other protocols); qualifying routes become NB static routes on the
+//!   router, marked as ours with this chassis, in transactions that `wait` on the router's
+//!   `static_routes` as read.
+//! * An OVN that does this itself (SB `Advertised_Route`): nothing is done, status says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ovn_model::vswitch::OpenVSwitch;
+use ovn_route_kernel::{DesiredRoutes, ReconcileStats, Reconciler, Route, RouteEvent};
+use ovn_route_plan::dynamic::learn::{
+    self, desired_learned, KernelRoute, Learned, NextHop, RouterChange,
+};
+use ovn_route_plan::dynamic::{options::OVS_PORT_MAPPING, plan_dynamic, DynamicPlan, PROTOCOL};
+use ovn_route_plan::exposure::Rejected;
+use ovn_route_plan::ChassisIdentity;
+use ovsdb::{Atom, Condition, Datum, Mutation, Operation, RowData, Session, Uuid, WaitUntil};
+use serde::{Deserialize, Serialize};
+
+use crate::apply::ApplyReport;
+
+/// The alias that marks a VRF created by ovn-route for a router (`ip -d link` shows it).
+pub const VRF_MARK: &str = "ovn-route:dynamic-routing";
+
+/// One router advertised here, for `ovn-route status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DynamicRouterEntry {
+    /// Router name.
+    pub router: String,
+    /// Its table.
+    pub table: u32,
+    /// Its VRF, and whether ovn-route maintains it.
+    pub vrf: String,
+    /// `dynamic-routing-maintain-vrf` is set on a bound port.
+    pub maintain_vrf: bool,
+    /// Its gateway ports bound here.
+    pub ports: Vec<String>,
+    /// Advertised routes: `PREFIX metric M (source, tracked PORT)`.
+    pub advertised: Vec<String>,
+    /// Learned routes: `PREFIX via NH port PORT`.
+    pub learned: Vec<String>,
+}
+
+/// Dynamic routing in `ovn-route status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DynamicStatus {
+    /// OVN does it natively: ovn-route stands aside.
+    pub native: bool,
+    /// Routers advertised here.
+    pub routers: Vec<DynamicRouterEntry>,
+    /// Invalid values and refused routers.
+    pub problems: Vec<crate::status::RejectedEntry>,
+}
+
+/// Renders the dynamic-routing part of a status report.
+pub fn render(d: &DynamicStatus) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    if d.native {
+        let _ = writeln!(
+            s,
+            "dynamic routing: OVN does it natively (SB Advertised_Route): ovn-route stands aside"
+        );
+        return s;
+    }
+    let _ = writeln!(s, "dynamic routing ({} router(s) here):", d.routers.len());
+    for r in &d.routers {
+        let _ = writeln!(
+            s,
+            "  {} table {} vrf {}{} ports {}",
+            r.router,
+            r.table,
+            r.vrf,
+            if r.maintain_vrf { " (maintained)" } else { "" },
+            r.ports.join(",")
+        );
+        for a in &r.advertised {
+            let _ = writeln!(s, "    advertised {a}");
+        }
+        for l in &r.learned {
+            let _ = writeln!(s, "    learned {l}");
+        }
+    }
+    for p in &d.problems {
+        let _ = writeln!(s, "  refused {:?} in {}: {}", p.value, p.source, p.reason);
+    }
+    s
+}
+
+/// The dynamic-routing state between passes.
+#[derive(Debug)]
+pub struct DynamicRouting {
+    rec: Reconciler,
+    dry_run: bool,
+    plan: DynamicPlan,
+    /// Routes last applied per table.
+    applied: BTreeMap<u32, DesiredRoutes>,
+    /// Tables whose non-ovn routes changed since they were last dumped.
+    dirty: BTreeSet<u32>,
+    /// Learned routes per router, from the last dump of its table.
+    learned: BTreeMap<Uuid, BTreeSet<Learned>>,
+    /// Routers whose NB transaction committed: their `static_routes` as read then (skipped until
+    /// the replica shows the change).
+    inflight: BTreeMap<Uuid, Vec<Uuid>>,
+    /// VRFs wanted at the last pass.
+    vrfs: BTreeMap<String, u32>,
+    native_logged: bool,
+}
+
+fn knet(p: &ipnet::IpNet) -> ovn_route_kernel::IpNet {
+    ovn_route_kernel::IpNet::new(p.addr(), p.prefix_len()).expect("a valid prefix")
+}
+
+fn pnet(p: &ovn_route_kernel::IpNet) -> Option<ipnet::IpNet> {
+    ipnet::IpNet::new(p.addr(), p.prefix_len()).ok()
+}
+
+fn tally(report: &mut ApplyReport, what: &str, r: Result<ReconcileStats, ovn_route_kernel::Error>) {
+    let s = match r {
+        Ok(s) => s,
+        Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
+            report
+                .errors
+                .extend(errors.iter().take(5).map(|e| format!("{what}: {e}")));
+            stats
+        }
+        Err(e) => {
+            report.errors.push(format!("{what}: {e}"));
+            return;
+        }
+    };
+    for (op, n) in [
+        ("add", s.added),
+        ("replace", s.replaced),
+        ("delete", s.deleted),
+    ] {
+        if n > 0 {
+            *report.counts.entry(("dynamic route", op)).or_default() += n;
+            report.changes.push(format!("{what}: {op} {n} route(s)"));
+        }
+    }
+}
+
+impl DynamicRouting {
+    /// Opens its netlink connection (inside a tokio runtime).
+    pub fn new(dry_run: bool) -> Result<Self, ovn_route_kernel::Error> {
+        Ok(DynamicRouting {
+            rec: Reconciler::new()?,
+            dry_run,
+            plan: DynamicPlan::default(),
+            applied: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            learned: BTreeMap::new(),
+            inflight: BTreeMap::new(),
+            vrfs: BTreeMap::new(),
+            native_logged: false,
+        })
+    }
+
+    /// The tables of the routers advertised here (to watch).
+    pub fn tables(&self) -> BTreeSet<u32> {
+        self.plan.tables()
+    }
+
+    /// A route event: true when a pass is needed (a route of another protocol changed in a
+    /// router's table, or one of ours changed under us).
+    pub fn on_route_event(&mut self, table: u32, ev: &RouteEvent) -> bool {
+        if !self.plan.tables().contains(&table) {
+            return false;
+        }
+        if ev.protocol == PROTOCOL {
+            let wanted = self
+                .applied
+                .get(&table)
+                .is_some_and(|d| d.get(&ev.key).is_some());
+            let contradicts = match ev.change {
+                ovn_route_kernel::RouteChange::Deleted => wanted,
+                _ => !wanted,
+            };
+            if contradicts {
+                // Repaired by a full reconcile of that table.
+                self.applied.remove(&table);
+            }
+            return contradicts;
+        }
+        self.dirty.insert(table);
+        true
+    }
+
+    /// One pass: plan from the replicas, then VRFs, advertised routes, learned routes. `full`
+    /// observes every table instead of applying the difference from the last pass.
+    pub async fn pass(
+        &mut self,
+        nb: &Session,
+        sb: Option<&Session>,
+        ovs: &Session,
+        me: &ChassisIdentity,
+        full: bool,
+    ) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let mapping = ovs.read(|o| {
+            OpenVSwitch::all(o)
+                .next()
+                .and_then(|r| r.external_ids().get(OVS_PORT_MAPPING).map(str::to_string))
+        });
+        let plan = nb.read(|nbr| match sb {
+            Some(sb) => sb.read(|sbr| plan_dynamic(nbr, Some(sbr), me, mapping.as_deref())),
+            None => plan_dynamic(nbr, None, me, mapping.as_deref()),
+        });
+        if plan.native {
+            if !self.native_logged {
+                tracing::warn!("the Southbound has Advertised_Route: OVN does dynamic routing itself; ovn-route stands aside");
+                self.native_logged = true;
+            }
+            self.plan = plan;
+            return report;
+        }
+        for p in plan
+            .problems
+            .iter()
+            .filter(|p| full || !self.plan.problems.contains(p))
+        {
+            tracing::warn!(value = %p.value, source = %p.source, reason = %p.reason, "dynamic routing");
+        }
+        let new_tables: BTreeSet<u32> = plan
+            .tables()
+            .difference(&self.plan.tables())
+            .copied()
+            .collect();
+        self.plan = plan;
+        self.vrfs_pass(full, &mut report).await;
+        self.advertise_pass(full, &mut report).await;
+        self.learn_pass(nb, me, full, &new_tables, &mut report)
+            .await;
+        report
+    }
+
+    async fn vrfs_pass(&mut self, full: bool, report: &mut ApplyReport) {
+        let wanted: BTreeMap<String, u32> = self
+            .plan
+            .routers
+            .values()
+            .filter(|r| r.maintain_vrf)
+            .map(|r| (r.vrf.clone(), r.table))
+            .collect();
+        if !full && wanted == self.vrfs {
+            return;
+        }
+        for (name, table) in &wanted {
+            let existed = match self.rec.link(name).await {
+                Ok(l) => l.is_some(),
+                Err(e) => {
+                    report.errors.push(format!("VRF {name}: {e}"));
+                    continue;
+                }
+            };
+            if self.dry_run {
+                if !existed {
+                    report
+                        .changes
+                        .push(format!("VRF {name}: create (table {table})"));
+                }
+                continue;
+            }
+            match self.rec.ensure_vrf(name, *table).await {
+                Ok(_) if existed => {}
+                Ok(_) => {
+                    if let Ok(Some(l)) = self.rec.link(name).await {
+                        if let Err(e) = self.rec.set_alias(&l, VRF_MARK).await {
+                            report.errors.push(format!("VRF {name}: {e}"));
+                        }
+                    }
+                    *report.counts.entry(("vrf", "add")).or_default() += 1;
+                    report
+                        .changes
+                        .push(format!("VRF {name}: created (table {table})"));
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("VRF {name} (table {table}): {e}")),
+            }
+        }
+        match self.rec.all_links().await {
+            Ok(links) => {
+                for l in links.iter().filter(|l| {
+                    l.alias.as_deref() == Some(VRF_MARK)
+                        && l.kind.as_deref() == Some("vrf")
+                        && !wanted.contains_key(&l.name)
+                }) {
+                    if self.dry_run {
+                        report.changes.push(format!("VRF {}: delete", l.name));
+                        continue;
+                    }
+                    match self.rec.delete_marked_link(&l.name, VRF_MARK).await {
+                        Ok(true) => {
+                            *report.counts.entry(("vrf", "delete")).or_default() += 1;
+                            report.changes.push(format!("VRF {}: deleted", l.name));
+                        }
+                        Ok(false) => {}
+                        Err(e) => report.errors.push(format!("VRF {}: {e}", l.name)),
+                    }
+                }
+            }
+            Err(e) => report.errors.push(format!("links: {e}")),
+        }
+        self.vrfs = wanted;
+    }
+
+    /// The routes wanted per table (two routers may share one).
+    fn desired_tables(&self) -> BTreeMap<u32, DesiredRoutes> {
+        let mut out: BTreeMap<u32, DesiredRoutes> = BTreeMap::new();
+        for r in self.plan.routers.values() {
+            let d = out
+                .entry(r.table)
+                .or_insert_with(|| DesiredRoutes::new(r.table, PROTOCOL));
+            for a in r.routes.values() {
+                let p = knet(&a.prefix);
+                let route = match a.nexthop {
+                    Some(nh) => Route::via(p, nh, None),
+                    None => Route::blackhole(p),
+                }
+                .with_metric(a.metric);
+                if d.get(&route.key()).is_none() {
+                    d.insert(route);
+                }
+            }
+        }
+        out
+    }
+
+    async fn advertise_pass(&mut self, full: bool, report: &mut ApplyReport) {
+        let desired = self.desired_tables();
+        let gone: Vec<u32> = self
+            .applied
+            .keys()
+            .filter(|t| !desired.contains_key(t))
+            .copied()
+            .collect();
+        for t in gone {
+            let empty = DesiredRoutes::new(t, PROTOCOL);
+            self.apply_table(&empty, true, report).await;
+            self.applied.remove(&t);
+        }
+        for d in desired.values() {
+            self.apply_table(d, full, report).await;
+        }
+        if full {
+            self.applied.retain(|t, _| desired.contains_key(t));
+        }
+    }
+
+    async fn apply_table(&mut self, d: &DesiredRoutes, full: bool, report: &mut ApplyReport) {
+        let what = format!("table {}", d.table);
+        let prev = if full {
+            None
+        } else {
+            self.applied.get(&d.table)
+        };
+        let result = match prev {
+            Some(prev) => {
+                let diff = d.diff_from(prev);
+                if diff.is_empty() {
+                    return;
+                }
+                if self.dry_run {
+                    report.changes.push(format!(
+                        "{what}: +{} ~{} -{} route(s)",
+                        diff.to_add.len(),
+                        diff.to_replace.len(),
+                        diff.to_delete.len()
+                    ));
+                    return;
+                }
+                self.rec
+                    .apply(d.table, PROTOCOL, &diff, &BTreeSet::new())
+                    .await
+            }
+            None if self.dry_run => {
+                match self.rec.observe(d.table, PROTOCOL).await {
+                    Ok(have) => {
+                        let diff = ovn_route_kernel::diff_owned(d, have);
+                        if !diff.is_empty() {
+                            report.changes.push(format!(
+                                "{what}: +{} ~{} -{} route(s)",
+                                diff.to_add.len(),
+                                diff.to_replace.len(),
+                                diff.to_delete.len()
+                            ));
+                        }
+                    }
+                    Err(e) => report.errors.push(format!("{what}: {e}")),
+                }
+                return;
+            }
+            None => self.rec.reconcile(d).await,
+        };
+        let ok = result.is_ok();
+        tally(report, &what, result);
+        if ok {
+            self.applied.insert(d.table, d.clone());
+        } else {
+            self.applied.remove(&d.table);
+        }
+    }
+
+    async fn learn_pass(
+        &mut self,
+        nb: &Session,
+        me: &ChassisIdentity,
+        full: bool,
+        new_tables: &BTreeSet<u32>,
+        report: &mut ApplyReport,
+    ) {
+        self.learned
+            .retain(|r, _| self.plan.routers.contains_key(r));
+        let routers: Vec<_> = self.plan.routers.values().cloned().collect();
+        let mut dumps: BTreeMap<u32, Vec<KernelRoute>> = BTreeMap::new();
+        for r in &routers {
+            if !r.learning() {
+                self.learned.remove(&r.uuid);
+                continue;
+            }
+            let due = full
+                || self.dirty.contains(&r.table)
+                || new_tables.contains(&r.table)
+                || !self.learned.contains_key(&r.uuid);
+            if !due {
+                continue;
+            }
+            if let std::collections::btree_map::Entry::Vacant(slot) = dumps.entry(r.table) {
+                match self.rec.observe_nexthops(r.table).await {
+                    Ok(routes) => {
+                        let k = routes
+                            .into_iter()
+                            .filter_map(|t| {
+                                Some(KernelRoute {
+                                    prefix: pnet(&t.prefix)?,
+                                    protocol: t.protocol,
+                                    nexthops: t
+                                        .nexthops
+                                        .into_iter()
+                                        .map(|n| NextHop {
+                                            gateway: n.gateway,
+                                            dev: n.dev,
+                                        })
+                                        .collect(),
+                                })
+                            })
+                            .collect();
+                        slot.insert(k);
+                    }
+                    Err(e) => {
+                        report.errors.push(format!("table {}: {e}", r.table));
+                        continue;
+                    }
+                }
+            }
+            self.learned
+                .insert(r.uuid, desired_learned(r, &dumps[&r.table]));
+        }
+        self.dirty.clear();
+        let changes = nb.read(|n| learn::nb_changes(n, &self.plan, &me.system_id, &self.learned));
+        // A router whose `static_routes` moved on since our last commit is read afresh.
+        self.inflight.retain(|r, sr| {
+            changes
+                .iter()
+                .any(|c| c.router == *r && c.static_routes == *sr)
+        });
+        for ch in changes {
+            for s in &ch.shadowed {
+                tracing::debug!(router = %ch.name, prefix = %s.prefix, "learned route not written: the router has a static route for the prefix");
+            }
+            if ch.delete.is_empty() && ch.add.is_empty() {
+                continue;
+            }
+            if self.inflight.get(&ch.router) == Some(&ch.static_routes) {
+                // Our last transaction on it is not in the replica yet.
+                continue;
+            }
+            let what = format!(
+                "router {}: learned routes +{} -{}",
+                ch.name,
+                ch.add.len(),
+                ch.delete.len()
+            );
+            if self.dry_run {
+                report.changes.push(what);
+                continue;
+            }
+            match nb.transact(operations(&ch, &me.system_id)).await {
+                Ok(_) => {
+                    self.inflight.insert(ch.router, ch.static_routes.clone());
+                    *report.counts.entry(("learned route", "add")).or_default() += ch.add.len();
+                    *report
+                        .counts
+                        .entry(("learned route", "delete"))
+                        .or_default() += ch.delete.len();
+                    report.counts.retain(|_, n| *n > 0);
+                    report.changes.push(what);
+                }
+                Err(e) => report.errors.push(format!("{what}: {e}")),
+            }
+        }
+    }
+
+    /// The status of the routers advertised here.
+    pub fn status(&self) -> DynamicStatus {
+        let rej = |r: &Rejected| crate::status::RejectedEntry {
+            value: r.value.clone(),
+            source: r.source.clone(),
+            reason: r.reason.clone(),
+        };
+        DynamicStatus {
+            native: self.plan.native,
+            routers: self
+                .plan
+                .routers
+                .values()
+                .map(|r| DynamicRouterEntry {
+                    router: r.name.clone(),
+                    table: r.table,
+                    vrf: r.vrf.clone(),
+                    maintain_vrf: r.maintain_vrf,
+                    ports: r.bound_ports.iter().map(|p| p.name.clone()).collect(),
+                    advertised: r
+                        .routes
+                        .values()
+                        .map(|a| {
+                            format!(
+                                "{} metric {} ({}{}){}",
+                                a.prefix,
+                                a.metric,
+                                a.source,
+                                a.tracked
+                                    .as_deref()
+                                    .map(|t| format!(", tracked {t}"))
+                                    .unwrap_or_default(),
+                                a.nexthop.map(|n| format!(" via {n}")).unwrap_or_default()
+                            )
+                        })
+                        .collect(),
+                    learned: self
+                        .learned
+                        .get(&r.uuid)
+                        .into_iter()
+                        .flatten()
+                        .map(|l| format!("{} via {} port {}", l.prefix, l.nexthop, l.output_port))
+                        .collect(),
+                })
+                .collect(),
+            problems: self.plan.problems.iter().map(rej).collect(),
+        }
+    }
+}
+
+/// The transaction for one router: a `wait` on its `static_routes` as read, the inserts of the
+/// new routes and the mutation of `static_routes`.
+pub fn operations(ch: &RouterChange, chassis: &str) -> Vec<Operation> {
+    let cond = vec![Condition::uuid(ch.router)];
+    let mut ops = vec![Operation::Wait {
+        table: "Logical_Router".into(),
+        conditions: cond.clone(),
+        columns: vec!["static_routes".into()],
+        rows: vec![RowData::from([(
+            "static_routes".to_string(),
+            Datum::set(ch.static_routes.iter().map(|u| Atom::Uuid(*u))),
+        )])],
+        until: WaitUntil::Equal,
+        timeout_ms: Some(0),
+    }];
+    let mut named = vec![];
+    for (i, l) in ch.add.iter().enumerate() {
+        let name = format!("learned{i}");
+        ops.push(Operation::Insert {
+            table: "Logical_Router_Static_Route".into(),
+            row: RowData::from([
+                (
+                    "ip_prefix".to_string(),
+                    Datum::from(Atom::string(l.prefix.to_string())),
+                ),
+                (
+                    "nexthop".to_string(),
+                    Datum::from(Atom::string(l.nexthop.to_string())),
+                ),
+                (
+                    "output_port".to_string(),
+                    Datum::from(Atom::string(&l.output_port)),
+                ),
+                (
+                    "external_ids".to_string(),
+                    Datum::map([
+                        (Atom::string(learn::OWNER_KEY), Atom::string(learn::OWNER)),
+                        (Atom::string(learn::CHASSIS_KEY), Atom::string(chassis)),
+                    ]),
+                ),
+            ]),
+            uuid_name: Some(name.clone()),
+            uuid: None,
+        });
+        named.push(Atom::NamedUuid(name.into()));
+    }
+    if !ch.delete.is_empty() {
+        ops.push(Operation::Mutate {
+            table: "Logical_Router".into(),
+            conditions: cond.clone(),
+            mutations: vec![Mutation::delete(
+                "static_routes",
+                Datum::set(ch.delete.iter().map(|u| Atom::Uuid(*u))),
+            )],
+        });
+    }
+    if !named.is_empty() {
+        ops.push(Operation::Mutate {
+            table: "Logical_Router".into(),
+            conditions: cond,
+            mutations: vec![Mutation::insert("static_routes", Datum::set(named))],
+        });
+    }
+    ops.push(Operation::Comment(format!(
+        "ovn-route: routes learned on {chassis} for router {}",
+        ch.name
+    )));
+    ops
+}
+
+/// Adds a dynamic-routing pass's report to the pass's.
+pub fn merge(report: &mut ApplyReport, r: ApplyReport) {
+    report.changes.extend(r.changes);
+    report.errors.extend(r.errors);
+    for (k, v) in r.counts {
+        *report.counts.entry(k).or_default() += v;
+    }
+}
+
+/// The agent's NB session: the tables of the exposure planner and the host routes, plus the
+/// dynamic-routing planner's when `dynamic` is on.
+pub fn nb_session(
+    dynamic: bool,
+    remotes: Vec<ovsdb::Remote>,
+    ssl: Option<ovsdb::SslConfig>,
+    host_routes: bool,
+) -> Session {
+    if !dynamic {
+        return crate::host_routes::nb_session(remotes, ssl, host_routes);
+    }
+    let mut cfg = ovsdb::SessionConfig::new(remotes, "OVN_Northbound");
+    cfg.tables = ovn_route_plan::dynamic::merge_selects(
+        crate::host_routes::agent_nb_tables(host_routes),
+        ovn_route_plan::dynamic::nb_tables(),
+    );
+    cfg.connect.ssl = ssl;
+    Session::start(cfg)
+}
+
+/// The agent's SB session: the exposure planner's tables, plus the dynamic-routing planner's
+/// when `dynamic` is on.
+pub fn sb_session(
+    dynamic: bool,
+    remotes: Vec<ovsdb::Remote>,
+    db: &str,
+    ssl: Option<ovsdb::SslConfig>,
+) -> Session {
+    let mut cfg = ovsdb::SessionConfig::new(remotes, db);
+    cfg.tables = ovn_route_plan::exposure::sb_tables();
+    if dynamic {
+        cfg.tables = ovn_route_plan::dynamic::merge_selects(
+            cfg.tables,
+            ovn_route_plan::dynamic::sb_tables(),
+        );
+    }
+    cfg.connect.ssl = ssl;
+    Session::start(cfg)
+}

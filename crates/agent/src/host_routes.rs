@@ -1,0 +1,584 @@
+//! Host routes on this host: `subnet via <uplink address> dev <interface>` for the subnets of OVN
+//! networks whose uplink address is on a network the host is attached to (`[host_routes]`).
+//!
+//! The plan is [`ovn_route_plan::host_routes`] (pure). Here: the host's attached networks read
+//! from the kernel (its connected routes and local addresses), the routes kept in the configured
+//! table marked with `route_protocol` (observe, diff, apply: a restart adopts what is there), a
+//! foreign route for the same prefix left alone and reported as conflicting, the optional BGP
+//! advertisement (a route `subnet via <uplink address>` in the exposure table on the chassis that
+//! hosts the router's gateway port), and the entries `status` and `ovn-route routes` show.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ovn_route_config::{Config, HostRoutesTable};
+use ovn_route_kernel::{diff_owned, DesiredRoutes, IpNet, ObservedRoute, Reconciler, Route};
+use ovn_route_plan::exposure::{ExposurePlan, Kind};
+use ovn_route_plan::host_routes::{
+    plan_host_routes, HostNetwork, HostRoutesConfig, HostRoutesPlan, Pattern,
+};
+use ovsdb::{Replica, TableSelect};
+use serde::{Deserialize, Serialize};
+
+use crate::apply::ApplyReport;
+use crate::tables::TableRegistry;
+
+/// The kernel's protocol number of connected and local routes (`proto kernel`).
+const RTPROT_KERNEL: u8 = 2;
+/// The main table.
+pub const MAIN_TABLE: u32 = 254;
+/// The local table (the host's own addresses).
+const LOCAL_TABLE: u32 = 255;
+
+/// Why the host routes cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HostRoutesError {
+    /// `[host_routes] table` names a table that no `rt_tables` file defines.
+    #[error(
+        "[host_routes] table = {name}: no such table in {dir}/rt_tables or rt_tables.d/*.conf"
+    )]
+    UnknownTable {
+        /// The name.
+        name: String,
+        /// `iproute2_dir`.
+        dir: String,
+    },
+    /// An include/exclude pattern does not parse.
+    #[error("[host_routes] {option}: {reason}")]
+    Pattern {
+        /// `include` or `exclude`.
+        option: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Netlink.
+    #[error("kernel: {0}")]
+    Kernel(#[from] ovn_route_kernel::Error),
+}
+
+/// The host-routes settings, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoutesSettings {
+    /// The table of the routes.
+    pub table: u32,
+    /// `route_protocol`: their mark.
+    pub protocol: u8,
+    /// include/exclude.
+    pub config: HostRoutesConfig,
+    /// Advertise the subnets through BGP from the gateway chassis.
+    pub advertise: bool,
+}
+
+impl HostRoutesSettings {
+    /// The settings of `cfg` (a table name is looked up under `iproute2_dir`).
+    pub fn from_config(cfg: &Config) -> Result<Self, HostRoutesError> {
+        let h = &cfg.host_routes;
+        let table = match &h.table {
+            HostRoutesTable::Id(id) => *id,
+            HostRoutesTable::Name(name) => TableRegistry::new(&cfg.ovn_route.iproute2_dir, &[])
+                .entries()
+                .into_iter()
+                .find(|(_, n, _)| n == name)
+                .map(|(id, _, _)| id)
+                .ok_or_else(|| HostRoutesError::UnknownTable {
+                    name: name.clone(),
+                    dir: cfg.ovn_route.iproute2_dir.display().to_string(),
+                })?,
+        };
+        let patterns = |option: &'static str, v: &[String]| {
+            v.iter()
+                .map(|p| {
+                    Pattern::parse(p).map_err(|reason| HostRoutesError::Pattern { option, reason })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(HostRoutesSettings {
+            table,
+            protocol: cfg.ovn_route.route_protocol,
+            config: HostRoutesConfig {
+                include: patterns("include", &h.include)?,
+                exclude: patterns("exclude", &h.exclude)?,
+            },
+            advertise: h.advertise,
+        })
+    }
+}
+
+/// `a` plus the tables and columns of `b` (the NB monitor of the agent with host routes on).
+pub fn merge_tables(mut a: Vec<TableSelect>, b: Vec<TableSelect>) -> Vec<TableSelect> {
+    for t in b {
+        match a.iter_mut().find(|x| x.table == t.table) {
+            Some(x) => {
+                if let (Some(have), Some(add)) = (&mut x.columns, t.columns) {
+                    for c in add {
+                        if !have.contains(&c) {
+                            have.push(c);
+                        }
+                    }
+                }
+            }
+            None => a.push(t),
+        }
+    }
+    a
+}
+
+/// The NB tables the agent monitors: the exposure planner's, plus the host routes' when on.
+pub fn agent_nb_tables(host_routes: bool) -> Vec<TableSelect> {
+    let t = ovn_route_plan::exposure::nb_tables();
+    if host_routes {
+        merge_tables(t, ovn_route_plan::host_routes::nb_tables())
+    } else {
+        t
+    }
+}
+
+fn plan_net(n: &IpNet) -> ipnet::IpNet {
+    ipnet::IpNet::new(n.addr(), n.prefix_len()).expect("valid prefix")
+}
+
+fn is_link_local(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// The host's directly attached networks from its connected routes (main table, `proto kernel`,
+/// no gateway) and its own addresses (local table).
+pub fn host_networks(main: &[ObservedRoute], local: &[ObservedRoute]) -> Vec<HostNetwork> {
+    let own: Vec<IpAddr> = local
+        .iter()
+        .filter(|o| {
+            o.protocol == RTPROT_KERNEL
+                && o.key.prefix.prefix_len() == if o.key.prefix.is_ipv6() { 128 } else { 32 }
+        })
+        .map(|o| o.key.prefix.addr())
+        .collect();
+    let mut out: Vec<HostNetwork> = vec![];
+    for o in main.iter().filter(|o| o.protocol == RTPROT_KERNEL) {
+        let Some(Route {
+            prefix,
+            kind:
+                ovn_route_kernel::RouteKind::Unicast {
+                    via: None,
+                    dev: Some(dev),
+                    ..
+                },
+            ..
+        }) = &o.route
+        else {
+            continue;
+        };
+        if is_link_local(prefix.addr()) || prefix.prefix_len() == 0 {
+            continue;
+        }
+        let net = plan_net(prefix);
+        let address = own
+            .iter()
+            .copied()
+            .find(|a| net.contains(a))
+            .unwrap_or(prefix.addr());
+        if let Some(h) = HostNetwork::new(dev, address, prefix.prefix_len()) {
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads the host's attached networks from the kernel.
+pub async fn observe_host(rec: &Reconciler) -> Result<Vec<HostNetwork>, ovn_route_kernel::Error> {
+    let main = rec.observe_table(MAIN_TABLE).await?;
+    let local = rec.observe_table(LOCAL_TABLE).await?;
+    Ok(host_networks(&main, &local))
+}
+
+/// Where one host route stands in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteState {
+    /// Our route is there as planned.
+    Installed,
+    /// Not there (yet, or an apply failed).
+    Missing,
+    /// A foreign route for the same prefix is there: it wins, ours is not installed.
+    Conflicting,
+}
+
+impl std::fmt::Display for RouteState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouteState::Installed => "installed",
+            RouteState::Missing => "missing",
+            RouteState::Conflicting => "conflicting",
+        })
+    }
+}
+
+/// One host route as `status` and `ovn-route routes` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRouteEntry {
+    /// The OVN subnet.
+    pub prefix: String,
+    /// The next hop: the router's uplink address.
+    pub via: String,
+    /// The host interface on the uplink network.
+    pub dev: String,
+    /// The kernel table.
+    pub table: u32,
+    /// The logical router.
+    pub router: String,
+    /// The network's name for people.
+    pub network: String,
+    /// Incus/Neutron ids (`incus network id 2, project id 1`), or `ovn`.
+    pub origin: String,
+    /// The router's uplink port.
+    pub uplink_port: String,
+    /// installed / missing / conflicting.
+    pub state: RouteState,
+    /// The foreign route that wins, when conflicting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
+    /// How it is advertised through BGP, if it is (`table 10: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised: Option<String>,
+    /// The OVN rows behind it.
+    pub sources: Vec<String>,
+}
+
+/// The foreign routes of a table by prefix, as text.
+fn foreign_by_prefix(all: &[ObservedRoute], protocol: u8) -> BTreeMap<IpNet, String> {
+    let mut out = BTreeMap::new();
+    for o in all.iter().filter(|o| o.protocol != protocol) {
+        let text = match &o.route {
+            Some(r) => format!("{r} proto {}", o.protocol),
+            None => format!("{} (proto {})", o.key.prefix, o.protocol),
+        };
+        out.entry(o.key.prefix).or_insert(text);
+    }
+    out
+}
+
+fn route_of(r: &ovn_route_plan::host_routes::HostRoute) -> Route {
+    let p = IpNet::new(r.prefix.addr(), r.prefix.prefix_len()).expect("valid prefix");
+    Route::via(p, r.via, Some(&r.dev))
+}
+
+/// The entries of a plan against the routes observed in its table.
+pub fn entries(
+    plan: &HostRoutesPlan,
+    table: u32,
+    protocol: u8,
+    observed: &[ObservedRoute],
+) -> Vec<HostRouteEntry> {
+    let foreign = foreign_by_prefix(observed, protocol);
+    let ours: BTreeSet<&Route> = observed
+        .iter()
+        .filter(|o| o.protocol == protocol)
+        .filter_map(|o| o.route.as_ref())
+        .collect();
+    let mut out = vec![];
+    for n in &plan.networks {
+        for r in &n.routes {
+            let want = route_of(r).normalized();
+            let conflict = foreign.get(&want.prefix).cloned();
+            let state = if conflict.is_some() {
+                RouteState::Conflicting
+            } else if ours.contains(&want) {
+                RouteState::Installed
+            } else {
+                RouteState::Missing
+            };
+            out.push(HostRouteEntry {
+                prefix: r.prefix.to_string(),
+                via: r.via.to_string(),
+                dev: r.dev.clone(),
+                table,
+                router: n.router.clone(),
+                network: n.name.clone(),
+                origin: n.origin.to_string(),
+                uplink_port: n.uplink_port.clone(),
+                state,
+                conflict,
+                advertised: None,
+                sources: r.sources.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The host routes part of the agent: plan, BGP routes, kernel.
+#[derive(Debug)]
+pub struct HostRoutes {
+    /// The settings.
+    pub settings: HostRoutesSettings,
+    plan: HostRoutesPlan,
+    entries: Vec<HostRouteEntry>,
+    /// Routes added to the exposure table for BGP (prefix -> route text).
+    advertised: BTreeMap<String, String>,
+    warned: BTreeSet<String>,
+}
+
+impl HostRoutes {
+    /// A new, empty state.
+    pub fn new(settings: HostRoutesSettings) -> Self {
+        HostRoutes {
+            settings,
+            plan: HostRoutesPlan::default(),
+            entries: vec![],
+            advertised: BTreeMap::new(),
+            warned: BTreeSet::new(),
+        }
+    }
+
+    /// Recomputes the plan from the NB and the host's networks; logs new refusals.
+    pub fn update(&mut self, nb: &Replica, host: &[HostNetwork]) {
+        self.plan = plan_host_routes(nb, host, &self.settings.config);
+        for r in &self.plan.rejected {
+            let key = format!("{}|{}|{}", r.value, r.source, r.reason);
+            if self.warned.insert(key) {
+                tracing::warn!(value = %r.value, source = %r.source, reason = %r.reason, "no host route");
+            }
+        }
+    }
+
+    /// The last plan.
+    pub fn plan(&self) -> &HostRoutesPlan {
+        &self.plan
+    }
+
+    /// With `advertise`: adds `subnet via <uplink address> dev D` to the exposure table for every
+    /// host route whose router's uplink address is exposed here as a gateway IP (its gateway
+    /// port is hosted on this chassis); `D` is the device of that gateway IP's own route, which
+    /// also makes the next hop resolvable in the table.
+    pub fn advertise_into(&mut self, exposure: &ExposurePlan, adv: &mut DesiredRoutes) {
+        self.advertised.clear();
+        if !self.settings.advertise {
+            return;
+        }
+        for r in self.plan.routes.values() {
+            let host = ipnet::IpNet::from(r.via);
+            let here = exposure
+                .exposed
+                .get(&host)
+                .is_some_and(|e| e.kind == Kind::GatewayIp);
+            if !here {
+                continue;
+            }
+            let gw = adv.first_for(&IpNet::host(r.via)).cloned();
+            let dev = match gw.as_ref().map(|g| &g.kind) {
+                Some(ovn_route_kernel::RouteKind::Unicast { dev, .. }) => dev.clone(),
+                _ => None,
+            };
+            let p = IpNet::new(r.prefix.addr(), r.prefix.prefix_len()).expect("valid prefix");
+            let route = Route::via(p, r.via, dev.as_deref());
+            self.advertised.insert(
+                r.prefix.to_string(),
+                format!("table {}: {route}", adv.table),
+            );
+            adv.insert(route);
+        }
+    }
+
+    /// Observes the table, keeps our routes equal to the plan minus the prefixes a foreign route
+    /// holds, and records the entries. `dry_run`: only describes the changes.
+    pub async fn apply(&mut self, rec: &Reconciler, dry_run: bool, report: &mut ApplyReport) {
+        let table = self.settings.table;
+        let protocol = self.settings.protocol;
+        let observed = match rec.observe_table(table).await {
+            Ok(o) => o,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("host routes: table {table}: {e}"));
+                return;
+            }
+        };
+        let foreign = foreign_by_prefix(&observed, protocol);
+        let mut desired = DesiredRoutes::new(table, protocol);
+        for r in self.plan.routes.values() {
+            let route = route_of(r);
+            if let Some(f) = foreign.get(&route.prefix) {
+                let key = format!("conflict|{}|{f}", route.prefix);
+                if self.warned.insert(key) {
+                    tracing::warn!(route = %route, foreign = %f, table, "a foreign route holds this prefix: left alone, ours not installed");
+                }
+                continue;
+            }
+            desired.insert(route);
+        }
+        let ours: Vec<Route> = observed
+            .iter()
+            .filter(|o| o.protocol == protocol)
+            .map(|o| {
+                o.route.clone().unwrap_or(Route {
+                    prefix: o.key.prefix,
+                    kind: ovn_route_kernel::RouteKind::Blackhole,
+                    metric: Some(o.key.metric),
+                })
+            })
+            .collect();
+        let diff = diff_owned(&desired, ours);
+        if !diff.is_empty() {
+            for (op, rs) in [
+                ("delete", &diff.to_delete),
+                ("replace", &diff.to_replace),
+                ("add", &diff.to_add),
+            ] {
+                for r in rs.iter() {
+                    report
+                        .changes
+                        .push(format!("host routes: table {table}: {op} route {r}"));
+                }
+            }
+            if !dry_run {
+                let keys: BTreeSet<_> = observed
+                    .iter()
+                    .filter(|o| o.protocol != protocol)
+                    .map(|o| o.key)
+                    .collect();
+                let res = rec.apply(table, protocol, &diff, &keys).await;
+                let stats = match res {
+                    Ok(s) => s,
+                    Err(ovn_route_kernel::Error::Apply { stats, errors }) => {
+                        report.errors.extend(
+                            errors
+                                .iter()
+                                .map(|e| format!("host routes: table {table}: {e}")),
+                        );
+                        stats
+                    }
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(format!("host routes: table {table}: {e}"));
+                        Default::default()
+                    }
+                };
+                for (op, n) in [
+                    ("add", stats.added),
+                    ("replace", stats.replaced),
+                    ("delete", stats.deleted),
+                ] {
+                    if n > 0 {
+                        *report.counts.entry(("host_route", op)).or_default() += n;
+                    }
+                }
+            }
+        }
+        // The state after the apply (re-observed only when something was changed).
+        let observed = if diff.is_empty() || dry_run {
+            observed
+        } else {
+            rec.observe_table(table).await.unwrap_or(observed)
+        };
+        let mut entries = entries(&self.plan, table, protocol, &observed);
+        for e in &mut entries {
+            e.advertised = self.advertised.get(&e.prefix).cloned();
+        }
+        self.entries = entries;
+    }
+
+    /// The entries as last applied.
+    pub fn entries(&self) -> &[HostRouteEntry] {
+        &self.entries
+    }
+
+    /// Whether a route event in `table` matters to the host routes: an address change (a
+    /// connected route of the kernel), or a route for a prefix the plan routes (ours deleted, a
+    /// foreign one appearing or going).
+    pub fn concerns(&self, table: u32, ev: &ovn_route_kernel::RouteEvent) -> bool {
+        if table == MAIN_TABLE && ev.protocol == RTPROT_KERNEL {
+            return true;
+        }
+        if table != self.settings.table {
+            return false;
+        }
+        use ovn_route_kernel::{RouteChange, RouteKind};
+        let p = plan_net(&ev.key.prefix);
+        let planned = self.plan.routes.get(&p);
+        if ev.protocol != self.settings.protocol {
+            // A foreign route for a planned prefix appeared or went.
+            return planned.is_some();
+        }
+        match (planned, ev.change) {
+            (None, RouteChange::Deleted) => false,
+            // A route with our mark that the plan does not want.
+            (None, _) => true,
+            (Some(_), RouteChange::Deleted) => {
+                let text = p.to_string();
+                self.entries
+                    .iter()
+                    .any(|e| e.prefix == text && e.state == RouteState::Installed)
+            }
+            // Our own change matching the plan costs nothing (watch events name devices by index).
+            (Some(r), _) => !ev.route.as_ref().is_some_and(
+                |x| matches!(&x.kind, RouteKind::Unicast { via: Some(v), .. } if *v == r.via),
+            ),
+        }
+    }
+}
+
+/// Renders host route entries for people: uplink -> network -> subnet -> next hop, state.
+pub fn render(entries: &[HostRouteEntry]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    // uplink (dev) -> network -> routes
+    let mut by_dev: BTreeMap<&str, BTreeMap<(&str, &str), Vec<&HostRouteEntry>>> = BTreeMap::new();
+    for e in entries {
+        by_dev
+            .entry(e.dev.as_str())
+            .or_default()
+            .entry((e.network.as_str(), e.router.as_str()))
+            .or_default()
+            .push(e);
+    }
+    for (dev, nets) in by_dev {
+        let _ = writeln!(s, "{dev}");
+        for ((name, router), es) in nets {
+            let e0 = es[0];
+            let _ = writeln!(
+                s,
+                "  {name} (router {router}, {}; uplink {} {})",
+                e0.origin, e0.uplink_port, e0.via
+            );
+            for e in es {
+                let _ = writeln!(
+                    s,
+                    "    {:<22} via {:<16} table {:<5} {}{}",
+                    e.prefix,
+                    e.via,
+                    e.table,
+                    e.state,
+                    e.conflict
+                        .as_deref()
+                        .map(|c| format!(" (foreign route: {c})"))
+                        .unwrap_or_default()
+                );
+                if let Some(a) = &e.advertised {
+                    let _ = writeln!(s, "      advertised: {a}");
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Starts the agent's NB session: the exposure planner's tables, plus the host routes' when on.
+pub fn nb_session(
+    remotes: Vec<ovsdb::Remote>,
+    ssl: Option<ovsdb::SslConfig>,
+    host_routes: bool,
+) -> ovsdb::Session {
+    let mut cfg = ovsdb::SessionConfig::new(remotes, "OVN_Northbound");
+    cfg.tables = agent_nb_tables(host_routes);
+    cfg.connect.ssl = ssl;
+    ovsdb::Session::start(cfg)
+}
+
+/// The kernel reconciler type (re-exported for `ovn-route routes`).
+pub use ovn_route_kernel::Reconciler as KernelReconciler;

@@ -1,0 +1,244 @@
+//! The dynamic-routing scenario: OVN with two chassis (hv1, hv2), a router `lr0` with
+//! `dynamic-routing` options, its distributed gateway port `lr0-pub` on hv1, and `ovn-route
+//! agent` (`dynamic_routing = true`) in each chassis namespace. The router's table is an
+//! ordinary table id (`dynamic-routing-vrf-id`), so this runs without VRF support: a plain
+//! `ip route add ... table N proto bgp` stands in for FRR on the learning side.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::util::lab_tempdir;
+use crate::{ChassisSpec, Lab, LabError, Nat, Result};
+
+/// The router's table on each chassis.
+pub const DYN_TABLE: u32 = 1000;
+
+/// A running `ovn-route agent`; killed on drop.
+#[derive(Debug)]
+pub struct DynAgent {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl DynAgent {
+    /// The last `n` lines of its log.
+    pub fn log_tail(&self, n: usize) -> String {
+        crate::util::tail_file(&self.log, n)
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for DynAgent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The scenario.
+#[derive(Debug)]
+pub struct DynamicLab {
+    /// Agents by chassis index.
+    pub agents: Vec<Option<DynAgent>>,
+    /// The OVN lab.
+    pub lab: Lab,
+    tmp: TempDir,
+}
+
+impl DynamicLab {
+    /// Starts OVN, the topology (`lr0` with `extra_router_options` added to
+    /// `dynamic-routing=true`, `dynamic-routing-vrf-id=1000`), and a bridge `up0` in each chassis
+    /// namespace (the stand-in for the uplink that learned routes point through).
+    pub fn start(extra_router_options: &[(&str, &str)]) -> Result<DynamicLab> {
+        let lab = Lab::builder()
+            .chassis(ChassisSpec::new("hv1").bridge_mapping("physnet1", "br-ex"))
+            .chassis(ChassisSpec::new("hv2").bridge_mapping("physnet1", "br-ex"))
+            .start()?;
+        lab.lr_add("lr0")?;
+        let mut args = vec![
+            "set".to_string(),
+            "Logical_Router".into(),
+            "lr0".into(),
+            "options:dynamic-routing=true".into(),
+            format!("options:dynamic-routing-vrf-id={DYN_TABLE}"),
+        ];
+        for (k, v) in extra_router_options {
+            args.push(format!("options:{k}=\"{v}\""));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        lab.nbctl(&args)?;
+        lab.ls_add("public")?;
+        lab.lsp_add_localnet("public", "ln-public", "physnet1")?;
+        lab.connect_router(
+            "lr0",
+            "lr0-pub",
+            "00:00:00:00:ff:02",
+            &["172.16.0.1/24"],
+            "public",
+        )?;
+        lab.lrp_set_gateway_chassis("lr0-pub", "hv1", 20)?;
+        lab.ls_add("private")?;
+        lab.connect_router(
+            "lr0",
+            "lr0-priv",
+            "00:00:00:00:ff:01",
+            &["10.0.0.1/24"],
+            "private",
+        )?;
+        lab.add_vif_port("private", "vm1", "00:00:00:00:00:01 10.0.0.11", "hv1")?;
+        lab.lr_nat_add("lr0", &Nat::snat("172.16.0.1", "10.0.0.0/24"))?;
+        lab.wait_port_bound("cr-lr0-pub", "hv1", Duration::from_secs(30))?;
+        for c in lab.chassis_list() {
+            c.netns().add_bridge("up0", &["172.16.0.10/24"])?;
+            // The kernel side of the provider bridge, for the exposure part of the agent.
+            c.netns().add_bridge("br-ex", &[])?;
+        }
+        let n = lab.chassis_list().len();
+        Ok(DynamicLab {
+            agents: (0..n).map(|_| None).collect(),
+            lab,
+            tmp: lab_tempdir("dynamic")?,
+        })
+    }
+
+    /// The agent configuration of chassis `i`.
+    pub fn agent_config(&self, i: usize) -> String {
+        let c = self.lab.chassis(i);
+        let dir = self.tmp.path().join(c.name());
+        let mut s = String::new();
+        let _ = writeln!(s, "[DEFAULT]");
+        let _ = writeln!(s, "ovsdb_connection = {}", c.ovs_remote());
+        let _ = writeln!(s, "ovsdb_connection_timeout = 30");
+        let _ = writeln!(s, "reconcile_interval = 30");
+        let _ = writeln!(s, "[ovn]");
+        let _ = writeln!(s, "ovn_nb_connection = {}", self.lab.nb().unix_remote());
+        let _ = writeln!(s, "ovn_sb_connection = {}", self.lab.sb().unix_remote());
+        let _ = writeln!(s, "[ovn_route]");
+        let _ = writeln!(s, "vrf_mode = none");
+        let _ = writeln!(s, "dynamic_routing = true");
+        let _ = writeln!(s, "frr_vty_socket = {}", dir.join("no-frr").display());
+        let _ = writeln!(s, "status_socket = {}", dir.join("status.sock").display());
+        let _ = writeln!(s, "iproute2_dir = {}", dir.join("iproute2").display());
+        s
+    }
+
+    /// Starts the agent of chassis `i` (`binary` is `ovn-route`).
+    pub fn start_agent(&mut self, i: usize, binary: &Path) -> Result<()> {
+        let c = self.lab.chassis(i);
+        let dir = self.tmp.path().join(c.name());
+        std::fs::create_dir_all(dir.join("iproute2")).map_err(|e| LabError::io("mkdir", e))?;
+        let conf = dir.join("agent.conf");
+        std::fs::write(&conf, self.agent_config(i)).map_err(|e| LabError::io("write", e))?;
+        let log = dir.join("agent.log");
+        let out = std::fs::File::create(&log).map_err(|e| LabError::io("create log", e))?;
+        let err = out.try_clone().map_err(|e| LabError::io("clone log", e))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", c.netns().name()])
+            .arg(binary)
+            .args(["agent", "--config"])
+            .arg(&conf)
+            .envs(c.env())
+            .env("RUST_LOG", "info,ovn_route_agent=debug")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| LabError::io("spawn ovn-route agent", e))?;
+        self.agents[i] = Some(DynAgent {
+            child: Some(child),
+            log,
+        });
+        Ok(())
+    }
+
+    /// `ip route show table 1000 proto PROTO` in chassis `i` (sorted lines).
+    pub fn table_routes(&self, i: usize, proto: &str) -> Result<Vec<String>> {
+        let t = DYN_TABLE.to_string();
+        // A table without routes of a family does not exist for `ip`: empty.
+        let out = (self.lab.chassis(i).netns())
+            .ip(&["route", "show", "table", &t, "proto", proto])
+            .unwrap_or_default();
+        let out6 = (self.lab.chassis(i).netns())
+            .ip(&["-6", "route", "show", "table", &t, "proto", proto])
+            .unwrap_or_default();
+        let mut v: Vec<String> = out
+            .lines()
+            .chain(out6.lines())
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// `ip route ...` in chassis `i`.
+    pub fn ip(&self, i: usize, args: &[&str]) -> Result<String> {
+        self.lab.chassis(i).netns().ip(args)
+    }
+
+    /// The static routes of the NB: `PREFIX NEXTHOP OUTPUT_PORT MARK-CHASSIS` (the last word is
+    /// `-` for a route without our mark), sorted.
+    pub fn nb_static_routes(&self) -> Result<Vec<String>> {
+        let out = self.lab.nbctl(&[
+            "--format=csv",
+            "--data=bare",
+            "--no-headings",
+            "--columns=ip_prefix,nexthop,output_port,external_ids",
+            "list",
+            "Logical_Router_Static_Route",
+        ])?;
+        let mut v = vec![];
+        for line in out.lines().filter(|l| !l.trim().is_empty()) {
+            let cols: Vec<&str> = line.splitn(4, ',').collect();
+            let ids = cols.get(3).copied().unwrap_or("");
+            let mark = if ids.contains("ovn-route:owner=dynamic-routing") {
+                ids.split(' ')
+                    .find_map(|kv| kv.trim_matches('"').strip_prefix("ovn-route:chassis="))
+                    .unwrap_or("?")
+                    .to_string()
+            } else {
+                "-".to_string()
+            };
+            let port = cols.get(2).copied().unwrap_or("");
+            v.push(format!(
+                "{} {} {} {}",
+                cols[0],
+                cols.get(1).copied().unwrap_or(""),
+                if port.is_empty() { "-" } else { port },
+                mark
+            ));
+        }
+        v.sort();
+        Ok(v)
+    }
+
+    /// What to look at when a test fails.
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            if let Some(a) = a {
+                let _ = writeln!(s, "--- agent {i} log:\n{}", a.log_tail(60));
+            }
+            let t = DYN_TABLE.to_string();
+            let _ = writeln!(
+                s,
+                "--- hv{} table {t}:\n{}",
+                i + 1,
+                self.ip(i, &["route", "show", "table", &t])
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(s, "--- NB static routes:\n{:?}", self.nb_static_routes());
+        s
+    }
+}
