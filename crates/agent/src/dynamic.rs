@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ovn_model::vswitch::OpenVSwitch;
+use ovn_route_frr::dynamic::{DynamicIntent, Neighbor, Peer};
 use ovn_route_kernel::{DesiredRoutes, ReconcileStats, Reconciler, Route, RouteEvent};
 use ovn_route_plan::dynamic::learn::{
     self, desired_learned, KernelRoute, Learned, NextHop, RouterChange,
@@ -113,6 +114,19 @@ pub struct DynamicRouting {
     /// VRFs wanted at the last pass.
     vrfs: BTreeMap<String, u32>,
     native_logged: bool,
+    /// FRR settings (`dynamic_routing_frr`); `None`: off (marked instances are removed).
+    frr: Option<FrrSettings>,
+    /// The AS of the FRR instances (`bgp_AS`).
+    frr_asn: u32,
+    /// The VRFs last handed to the FRR task.
+    frr_noted: Option<BTreeSet<String>>,
+}
+
+/// What `[ovn_route] dynamic_routing_frr` configures.
+#[derive(Debug, Clone)]
+struct FrrSettings {
+    router_id: Option<std::net::Ipv4Addr>,
+    neighbors: Vec<ovn_route_config::FrrNeighbor>,
 }
 
 fn knet(p: &ipnet::IpNet) -> ovn_route_kernel::IpNet {
@@ -162,7 +176,73 @@ impl DynamicRouting {
             inflight: BTreeMap::new(),
             vrfs: BTreeMap::new(),
             native_logged: false,
+            frr: None,
+            frr_asn: 0,
+            frr_noted: None,
         })
+    }
+
+    /// Takes the FRR settings of the configuration (`bgp_AS`, `bgp_router_id`,
+    /// `dynamic_routing_frr`, `dynamic_routing_frr_neighbors`).
+    pub fn with_frr(mut self, cfg: &ovn_route_config::Config) -> Self {
+        self.frr_asn = cfg.default.bgp_as;
+        self.frr = cfg.ovn_route.dynamic_routing_frr.then(|| FrrSettings {
+            router_id: cfg.default.bgp_router_id,
+            neighbors: cfg.ovn_route.dynamic_routing_frr_neighbors.clone(),
+        });
+        self
+    }
+
+    /// The FRR instances wanted now: one per VRF of the routers advertised here with
+    /// `dynamic_routing_frr`, none without (which removes ovn-route's marked instances).
+    pub fn frr_intent(&self) -> DynamicIntent {
+        let Some(f) = &self.frr else {
+            return DynamicIntent {
+                asn: self.frr_asn,
+                ..DynamicIntent::default()
+            };
+        };
+        let vrfs = self
+            .frr_vrfs()
+            .into_iter()
+            .map(|vrf| {
+                let n = f
+                    .neighbors
+                    .iter()
+                    .filter(|n| n.vrf.as_deref().is_none_or(|v| v == vrf))
+                    .map(|n| Neighbor {
+                        peer: match &n.peer {
+                            ovn_route_config::FrrPeer::Address(a) => Peer::Address(*a),
+                            ovn_route_config::FrrPeer::Interface(i) => Peer::Interface(i.clone()),
+                        },
+                        remote_as: n.remote_as.clone(),
+                    })
+                    .collect();
+                (vrf, n)
+            })
+            .collect();
+        DynamicIntent {
+            asn: self.frr_asn,
+            router_id: f.router_id,
+            vrfs,
+        }
+    }
+
+    fn frr_vrfs(&self) -> BTreeSet<String> {
+        match (&self.frr, self.plan.native) {
+            (Some(_), false) => self.plan.routers.values().map(|r| r.vrf.clone()).collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// True (once) when the VRFs for FRR changed since the last call: FRR is due.
+    pub fn take_frr_change(&mut self) -> bool {
+        let now = self.frr_vrfs();
+        if self.frr_noted.as_ref() == Some(&now) {
+            return false;
+        }
+        self.frr_noted = Some(now);
+        true
     }
 
     /// The tables of the routers advertised here (to watch).
@@ -344,20 +424,77 @@ impl DynamicRouting {
             .filter(|t| !desired.contains_key(t))
             .copied()
             .collect();
+        // The tables to observe, in one dump (one per table is quadratic with many routers).
+        let observe: BTreeSet<u32> = gone
+            .iter()
+            .copied()
+            .chain(
+                desired
+                    .keys()
+                    .filter(|t| full || !self.applied.contains_key(t))
+                    .copied(),
+            )
+            .collect();
+        let mut observed = match (self.dry_run || observe.is_empty(), observe.len() > 1) {
+            (false, true) => match self.rec.observe_tables(&observe).await {
+                Ok(o) => o,
+                Err(e) => {
+                    report.errors.push(format!("dynamic-routing tables: {e}"));
+                    return;
+                }
+            },
+            _ => BTreeMap::new(),
+        };
         for t in gone {
             let empty = DesiredRoutes::new(t, PROTOCOL);
-            self.apply_table(&empty, true, report).await;
+            let obs = observed.remove(&t);
+            self.apply_table(&empty, true, obs, report).await;
             self.applied.remove(&t);
         }
         for d in desired.values() {
-            self.apply_table(d, full, report).await;
+            let obs = observed.remove(&d.table);
+            self.apply_table(d, full, obs, report).await;
         }
         if full {
             self.applied.retain(|t, _| desired.contains_key(t));
         }
     }
 
-    async fn apply_table(&mut self, d: &DesiredRoutes, full: bool, report: &mut ApplyReport) {
+    /// Observe (or take `observed`), diff and apply one table, like [`Reconciler::reconcile`].
+    async fn reconcile_observed(
+        &self,
+        d: &DesiredRoutes,
+        observed: Vec<ovn_route_kernel::ObservedRoute>,
+    ) -> Result<ReconcileStats, ovn_route_kernel::Error> {
+        let mut ours = Vec::new();
+        let mut foreign = BTreeSet::new();
+        for o in observed {
+            if o.protocol != d.protocol {
+                foreign.insert(o.key);
+                continue;
+            }
+            ours.push(
+                o.route
+                    .unwrap_or_else(|| Route::blackhole(o.key.prefix).with_metric(o.key.metric)),
+            );
+        }
+        let plan = ovn_route_kernel::diff_owned(d, ours);
+        if plan.is_empty() {
+            return Ok(ReconcileStats {
+                unchanged: plan.unchanged,
+                ..Default::default()
+            });
+        }
+        self.rec.apply(d.table, d.protocol, &plan, &foreign).await
+    }
+
+    async fn apply_table(
+        &mut self,
+        d: &DesiredRoutes,
+        full: bool,
+        observed: Option<Vec<ovn_route_kernel::ObservedRoute>>,
+        report: &mut ApplyReport,
+    ) {
         let what = format!("table {}", d.table);
         let prev = if full {
             None
@@ -400,7 +537,10 @@ impl DynamicRouting {
                 }
                 return;
             }
-            None => self.rec.reconcile(d).await,
+            None => match observed {
+                Some(o) => self.reconcile_observed(d, o).await,
+                None => self.rec.reconcile(d).await,
+            },
         };
         let ok = result.is_ok();
         tally(report, &what, result);
@@ -423,6 +563,7 @@ impl DynamicRouting {
             .retain(|r, _| self.plan.routers.contains_key(r));
         let routers: Vec<_> = self.plan.routers.values().cloned().collect();
         let mut dumps: BTreeMap<u32, Vec<KernelRoute>> = BTreeMap::new();
+        let mut due_routers = vec![];
         for r in &routers {
             if !r.learning() {
                 self.learned.remove(&r.uuid);
@@ -432,12 +573,16 @@ impl DynamicRouting {
                 || self.dirty.contains(&r.table)
                 || new_tables.contains(&r.table)
                 || !self.learned.contains_key(&r.uuid);
-            if !due {
-                continue;
+            if due {
+                due_routers.push(r);
             }
-            if let std::collections::btree_map::Entry::Vacant(slot) = dumps.entry(r.table) {
-                match self.rec.observe_nexthops(r.table).await {
-                    Ok(routes) => {
+        }
+        // One dump for every table due (one per table is quadratic with many routers).
+        let due_tables: BTreeSet<u32> = due_routers.iter().map(|r| r.table).collect();
+        if !due_tables.is_empty() {
+            match self.rec.observe_nexthops_tables(&due_tables).await {
+                Ok(all) => {
+                    for (table, routes) in all {
                         let k = routes
                             .into_iter()
                             .filter_map(|t| {
@@ -455,16 +600,17 @@ impl DynamicRouting {
                                 })
                             })
                             .collect();
-                        slot.insert(k);
-                    }
-                    Err(e) => {
-                        report.errors.push(format!("table {}: {e}", r.table));
-                        continue;
+                        dumps.insert(table, k);
                     }
                 }
+                Err(e) => report.errors.push(format!("dynamic-routing tables: {e}")),
             }
-            self.learned
-                .insert(r.uuid, desired_learned(r, &dumps[&r.table]));
+        }
+        for r in due_routers {
+            let Some(dump) = dumps.get(&r.table) else {
+                continue;
+            };
+            self.learned.insert(r.uuid, desired_learned(r, dump));
         }
         self.dirty.clear();
         let changes = nb.read(|n| learn::nb_changes(n, &self.plan, &me.system_id, &self.learned));
@@ -474,6 +620,7 @@ impl DynamicRouting {
                 .iter()
                 .any(|c| c.router == *r && c.static_routes == *sr)
         });
+        let mut pending = vec![];
         for ch in changes {
             for s in &ch.shadowed {
                 tracing::debug!(router = %ch.name, prefix = %s.prefix, "learned route not written: the router has a static route for the prefix");
@@ -495,7 +642,18 @@ impl DynamicRouting {
                 report.changes.push(what);
                 continue;
             }
-            match nb.transact(operations(&ch, &me.system_id)).await {
+            pending.push((ch, what));
+        }
+        // One transaction per router, all in flight at once (each waits on its own router's
+        // `static_routes`, so they are independent).
+        let results = futures::future::join_all(
+            pending
+                .iter()
+                .map(|(ch, _)| nb.transact(operations(ch, &me.system_id))),
+        )
+        .await;
+        for ((ch, what), r) in pending.into_iter().zip(results) {
+            match r {
                 Ok(_) => {
                     self.inflight.insert(ch.router, ch.static_routes.clone());
                     *report.counts.entry(("learned route", "add")).or_default() += ch.add.len();
@@ -678,4 +836,24 @@ pub fn sb_session(
     }
     cfg.connect.ssl = ssl;
     Session::start(cfg)
+}
+
+/// Applies the dynamic-routing FRR instances (in the FRR task, after the exposure block): `Ok`
+/// with whether something changed, `Err` naming what FRR refused.
+pub fn frr_apply_blocking(
+    vtysh: &ovn_route_frr::Vtysh,
+    intent: &DynamicIntent,
+) -> Result<bool, String> {
+    match vtysh.apply_dynamic(intent) {
+        Ok(o) => {
+            if !o.changes.is_empty() {
+                tracing::info!(changes = ?o.changes, "FRR dynamic-routing instances applied");
+            }
+            Ok(!o.changes.is_empty())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "FRR dynamic-routing instances not applied");
+            Err(format!("dynamic routing: {e}"))
+        }
+    }
 }

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ovn_route_config::{Config, HostRoutesTable};
+#[cfg(test)]
+use ovn_route_kernel::RouteKey;
 use ovn_route_kernel::{diff_owned, DesiredRoutes, IpNet, ObservedRoute, Reconciler, Route};
 use ovn_route_plan::exposure::{ExposurePlan, Kind};
 use ovn_route_plan::host_routes::{
@@ -25,6 +27,8 @@ use crate::tables::TableRegistry;
 
 /// The kernel's protocol number of connected and local routes (`proto kernel`).
 const RTPROT_KERNEL: u8 = 2;
+/// The protocol number zebra installs its imported table routes with (`proto zebra`).
+const RTPROT_ZEBRA: u8 = 11;
 /// The main table.
 pub const MAIN_TABLE: u32 = 254;
 /// The local table (the host's own addresses).
@@ -67,6 +71,17 @@ pub struct HostRoutesSettings {
     pub config: HostRoutesConfig,
     /// Advertise the subnets through BGP from the gateway chassis.
     pub advertise: bool,
+    /// FRR imports the exposure table into the RIB that also holds `table` (`vrf_mode = none`,
+    /// `ip import-table`, and `table` is main): there our host route, a kernel route of distance
+    /// 0, would always win over the imported copy (distance 15), which FRR would then never
+    /// redistribute. On the chassis that advertises an IPv4 subnet the agent therefore leaves its
+    /// host route out, and the host uses the copy zebra installs (`proto zebra`, same next hop).
+    pub frr_imports_into_table: bool,
+    /// FRR imports the exposure table (`vrf_mode = none`, `ip import-table`). FRR 8.4's zebra
+    /// loses its imported copy of a route replaced in place in that table (the new next hop is in
+    /// the table, the copy is gone, nothing is advertised): an advertised route whose next hop
+    /// changed is deleted and added again after the exposure table's apply.
+    pub frr_import_table: bool,
 }
 
 impl HostRoutesSettings {
@@ -100,6 +115,9 @@ impl HostRoutesSettings {
                 exclude: patterns("exclude", &h.exclude)?,
             },
             advertise: h.advertise,
+            frr_imports_into_table: cfg.ovn_route.vrf_mode == ovn_route_config::VrfMode::None
+                && table == MAIN_TABLE,
+            frr_import_table: cfg.ovn_route.vrf_mode == ovn_route_config::VrfMode::None,
         })
     }
 }
@@ -242,6 +260,11 @@ pub struct HostRouteEntry {
     /// The foreign route that wins, when conflicting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<String>,
+    /// The route present is FRR's copy of the one this chassis advertises (zebra imports the
+    /// exposure table and installs it, `proto zebra`), not ours: see
+    /// [`HostRoutesSettings::frr_imports_into_table`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_frr: bool,
     /// How it is advertised through BGP, if it is (`table 10: ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertised: Option<String>,
@@ -249,10 +272,36 @@ pub struct HostRouteEntry {
     pub sources: Vec<String>,
 }
 
-/// The foreign routes of a table by prefix, as text.
-fn foreign_by_prefix(all: &[ObservedRoute], protocol: u8) -> BTreeMap<IpNet, String> {
+/// Whether `o` is zebra's copy of a planned route: `proto zebra`, the planned prefix and next
+/// hop (FRR imported it from the exposure table, where this chassis advertises it).
+fn is_frr_copy(o: &ObservedRoute, plan: &HostRoutesPlan) -> bool {
+    if o.protocol != RTPROT_ZEBRA {
+        return false;
+    }
+    let Some(Route {
+        kind: ovn_route_kernel::RouteKind::Unicast { via: Some(via), .. },
+        ..
+    }) = &o.route
+    else {
+        return false;
+    };
+    plan.routes
+        .get(&plan_net(&o.key.prefix))
+        .is_some_and(|r| r.via == *via)
+}
+
+/// The foreign routes of a table by prefix, as text (zebra's copies of planned routes are not
+/// foreign).
+fn foreign_by_prefix(
+    all: &[ObservedRoute],
+    protocol: u8,
+    plan: &HostRoutesPlan,
+) -> BTreeMap<IpNet, String> {
     let mut out = BTreeMap::new();
-    for o in all.iter().filter(|o| o.protocol != protocol) {
+    for o in all
+        .iter()
+        .filter(|o| o.protocol != protocol && !is_frr_copy(o, plan))
+    {
         let text = match &o.route {
             Some(r) => format!("{r} proto {}", o.protocol),
             None => format!("{} (proto {})", o.key.prefix, o.protocol),
@@ -274,20 +323,26 @@ pub fn entries(
     protocol: u8,
     observed: &[ObservedRoute],
 ) -> Vec<HostRouteEntry> {
-    let foreign = foreign_by_prefix(observed, protocol);
+    let foreign = foreign_by_prefix(observed, protocol, plan);
     let ours: BTreeSet<&Route> = observed
         .iter()
         .filter(|o| o.protocol == protocol)
         .filter_map(|o| o.route.as_ref())
+        .collect();
+    let copies: BTreeSet<IpNet> = observed
+        .iter()
+        .filter(|o| is_frr_copy(o, plan))
+        .map(|o| o.key.prefix)
         .collect();
     let mut out = vec![];
     for n in &plan.networks {
         for r in &n.routes {
             let want = route_of(r).normalized();
             let conflict = foreign.get(&want.prefix).cloned();
+            let by_frr = !ours.contains(&want) && copies.contains(&want.prefix);
             let state = if conflict.is_some() {
                 RouteState::Conflicting
-            } else if ours.contains(&want) {
+            } else if ours.contains(&want) || by_frr {
                 RouteState::Installed
             } else {
                 RouteState::Missing
@@ -303,6 +358,7 @@ pub fn entries(
                 uplink_port: n.uplink_port.clone(),
                 state,
                 conflict,
+                by_frr: by_frr && state != RouteState::Conflicting,
                 advertised: None,
                 sources: r.sources.clone(),
             });
@@ -320,6 +376,15 @@ pub struct HostRoutes {
     entries: Vec<HostRouteEntry>,
     /// Routes added to the exposure table for BGP (prefix -> route text).
     advertised: BTreeMap<String, String>,
+    /// Advertised prefixes whose host route is FRR's copy (ours left out): see
+    /// [`HostRoutesSettings::frr_imports_into_table`].
+    frr_copies: BTreeSet<ipnet::IpNet>,
+    /// The routes put into the exposure table in the last pass, and that table.
+    adv_routes: BTreeMap<IpNet, Route>,
+    adv_table: u32,
+    /// Advertised routes replaced in place in this pass, to delete and add again (see
+    /// [`HostRoutesSettings::frr_import_table`]).
+    reimport: Vec<Route>,
     warned: BTreeSet<String>,
 }
 
@@ -331,6 +396,10 @@ impl HostRoutes {
             plan: HostRoutesPlan::default(),
             entries: vec![],
             advertised: BTreeMap::new(),
+            frr_copies: BTreeSet::new(),
+            adv_routes: BTreeMap::new(),
+            adv_table: 0,
+            reimport: vec![],
             warned: BTreeSet::new(),
         }
     }
@@ -354,9 +423,21 @@ impl HostRoutes {
     /// With `advertise`: adds `subnet via <uplink address> dev D` to the exposure table for every
     /// host route whose router's uplink address is exposed here as a gateway IP (its gateway
     /// port is hosted on this chassis); `D` is the device of that gateway IP's own route, which
-    /// also makes the next hop resolvable in the table.
-    pub fn advertise_into(&mut self, exposure: &ExposurePlan, adv: &mut DesiredRoutes) {
+    /// also makes the next hop resolvable in the table. When FRR imports that table into the
+    /// host routes' table (see [`HostRoutesSettings::frr_imports_into_table`]) and `frr_failed`
+    /// is false, the IPv4 ones are also marked to leave our host route out (FRR's copy replaces
+    /// it); with `frr_failed` (the last FRR apply failed) our host route stays.
+    pub fn advertise_into(
+        &mut self,
+        exposure: &ExposurePlan,
+        adv: &mut DesiredRoutes,
+        frr_failed: bool,
+    ) {
         self.advertised.clear();
+        self.frr_copies.clear();
+        self.reimport.clear();
+        let prev = std::mem::take(&mut self.adv_routes);
+        self.adv_table = adv.table;
         if !self.settings.advertise {
             return;
         }
@@ -367,6 +448,11 @@ impl HostRoutes {
                 .get(&host)
                 .is_some_and(|e| e.kind == Kind::GatewayIp);
             if !here {
+                continue;
+            }
+            if self.settings.frr_import_table && r.prefix.addr().is_ipv6() {
+                // FRR 8.4 imports IPv4 tables only (`ip import-table`): an IPv6 route there
+                // would not be advertised; the host route stays the agent's.
                 continue;
             }
             let gw = adv.first_for(&IpNet::host(r.via)).cloned();
@@ -380,13 +466,28 @@ impl HostRoutes {
                 r.prefix.to_string(),
                 format!("table {}: {route}", adv.table),
             );
+            if self.settings.frr_import_table
+                && !p.is_ipv6()
+                && prev.get(&p).is_some_and(|old| *old != route)
+            {
+                self.reimport.push(route.clone());
+            }
+            self.adv_routes.insert(p, route.clone());
             adv.insert(route);
+            if self.settings.frr_imports_into_table && !frr_failed && r.prefix.addr().is_ipv4() {
+                self.frr_copies.insert(r.prefix);
+            }
         }
     }
 
     /// Observes the table, keeps our routes equal to the plan minus the prefixes a foreign route
-    /// holds, and records the entries. `dry_run`: only describes the changes.
+    /// holds, and records the entries. `dry_run`: only describes the changes. Call after the
+    /// exposure table was applied (advertised routes replaced there are deleted and added again
+    /// first, see [`HostRoutesSettings::frr_import_table`]).
     pub async fn apply(&mut self, rec: &Reconciler, dry_run: bool, report: &mut ApplyReport) {
+        if !dry_run && !self.reimport.is_empty() {
+            self.reimport(rec, report).await;
+        }
         let table = self.settings.table;
         let protocol = self.settings.protocol;
         let observed = match rec.observe_table(table).await {
@@ -398,9 +499,13 @@ impl HostRoutes {
                 return;
             }
         };
-        let foreign = foreign_by_prefix(&observed, protocol);
+        let foreign = foreign_by_prefix(&observed, protocol, &self.plan);
         let mut desired = DesiredRoutes::new(table, protocol);
         for r in self.plan.routes.values() {
+            if self.frr_copies.contains(&r.prefix) {
+                // Advertised here: FRR's copy of the exposure table's route serves the host.
+                continue;
+            }
             let route = route_of(r);
             if let Some(f) = foreign.get(&route.prefix) {
                 let key = format!("conflict|{}|{f}", route.prefix);
@@ -483,6 +588,30 @@ impl HostRoutes {
         self.entries = entries;
     }
 
+    /// Deletes and adds again the advertised routes replaced in place in this pass, so that
+    /// FRR 8.4's `ip import-table` imports them again.
+    async fn reimport(&mut self, rec: &Reconciler, report: &mut ApplyReport) {
+        let routes = std::mem::take(&mut self.reimport);
+        for r in &routes {
+            tracing::debug!(route = %r, table = self.adv_table, "advertised route replaced: deleted and added again for FRR's import-table");
+        }
+        let diff = ovn_route_kernel::RouteDiff {
+            to_add: routes.clone(),
+            to_replace: vec![],
+            to_delete: routes,
+            unchanged: 0,
+        };
+        let t = self.adv_table;
+        if let Err(e) = rec
+            .apply(t, self.settings.protocol, &diff, &BTreeSet::new())
+            .await
+        {
+            report
+                .errors
+                .push(format!("host routes: table {t}: re-import: {e}"));
+        }
+    }
+
     /// The entries as last applied.
     pub fn entries(&self) -> &[HostRouteEntry] {
         &self.entries
@@ -541,10 +670,19 @@ pub fn render(entries: &[HostRouteEntry]) -> String {
         let _ = writeln!(s, "{dev}");
         for ((name, router), es) in nets {
             let e0 = es[0];
+            // The uplink addresses in use (one per family), in the order of the routes.
+            let mut vias: Vec<&str> = vec![];
+            for e in &es {
+                if !vias.contains(&e.via.as_str()) {
+                    vias.push(&e.via);
+                }
+            }
             let _ = writeln!(
                 s,
                 "  {name} (router {router}, {}; uplink {} {})",
-                e0.origin, e0.uplink_port, e0.via
+                e0.origin,
+                e0.uplink_port,
+                vias.join(", ")
             );
             for e in es {
                 let _ = writeln!(
@@ -554,10 +692,11 @@ pub fn render(entries: &[HostRouteEntry]) -> String {
                     e.via,
                     e.table,
                     e.state,
-                    e.conflict
-                        .as_deref()
-                        .map(|c| format!(" (foreign route: {c})"))
-                        .unwrap_or_default()
+                    match (&e.conflict, e.by_frr) {
+                        (Some(c), _) => format!(" (foreign route: {c})"),
+                        (None, true) => " (by FRR from the exposure table)".into(),
+                        (None, false) => String::new(),
+                    }
                 );
                 if let Some(a) = &e.advertised {
                     let _ = writeln!(s, "      advertised: {a}");
@@ -582,3 +721,129 @@ pub fn nb_session(
 
 /// The kernel reconciler type (re-exported for `ovn-route routes`).
 pub use ovn_route_kernel::Reconciler as KernelReconciler;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ovn_route_plan::host_routes::{HostRoute, Origin, OvnNetwork};
+
+    fn plan() -> HostRoutesPlan {
+        let r = HostRoute {
+            prefix: "10.190.10.0/24".parse().unwrap(),
+            via: "10.220.0.100".parse().unwrap(),
+            dev: "incusbr0".into(),
+            router: "incus-net2-lr".into(),
+            sources: vec![],
+        };
+        HostRoutesPlan {
+            networks: vec![OvnNetwork {
+                router: r.router.clone(),
+                name: "incus net2".into(),
+                origin: Origin::Incus {
+                    network_id: 2,
+                    project_id: Some(1),
+                },
+                uplink_port: "incus-net2-lr-lrp-ext".into(),
+                uplink: vec![],
+                routes: vec![r.clone()],
+                excluded: vec![],
+            }],
+            routes: [(r.prefix, r)].into_iter().collect(),
+            rejected: vec![],
+        }
+    }
+
+    fn observed(via: &str, protocol: u8, metric: u32) -> ObservedRoute {
+        let p: IpNet = "10.190.10.0/24".parse().unwrap();
+        let mut route = Route::via(p, via.parse().unwrap(), Some("incusbr0"));
+        route.metric = Some(metric);
+        ObservedRoute {
+            key: RouteKey { prefix: p, metric },
+            route: Some(route.normalized()),
+            protocol,
+        }
+    }
+
+    /// A Neutron router (dual-stack) as `ovn-route routes` draws it: its Neutron name, router id
+    /// and project id, both uplink addresses, one line per subnet.
+    #[test]
+    fn render_shows_a_neutron_router_with_its_ids() {
+        let router = "neutron-5c1f3a2e-8d4b-4f6a-9e7c-1b2d3c4e5f60";
+        let route = |prefix: &str, via: &str| HostRoute {
+            prefix: prefix.parse().unwrap(),
+            via: via.parse().unwrap(),
+            dev: "br-ex".into(),
+            router: router.into(),
+            sources: vec![],
+        };
+        let rs = [
+            route("172.16.5.0/24", "10.220.0.50"),
+            route("fd42:5::/64", "fd42::50"),
+        ];
+        let plan = HostRoutesPlan {
+            networks: vec![OvnNetwork {
+                router: router.into(),
+                name: "web".into(),
+                origin: Origin::Neutron {
+                    router_id: "5c1f3a2e-8d4b-4f6a-9e7c-1b2d3c4e5f60".into(),
+                    router_name: Some("web".into()),
+                    project_id: Some("9b1d2c3e4f5a4b6c8d7e6f5a4b3c2d1e".into()),
+                },
+                uplink_port: "lrp-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into(),
+                uplink: vec![],
+                routes: rs.to_vec(),
+                excluded: vec![],
+            }],
+            routes: rs.iter().map(|r| (r.prefix, r.clone())).collect(),
+            rejected: vec![],
+        };
+        let mut ours = Route::via(
+            "172.16.5.0/24".parse().unwrap(),
+            "10.220.0.50".parse().unwrap(),
+            Some("br-ex"),
+        );
+        ours.metric = Some(0);
+        let observed = [ObservedRoute {
+            key: RouteKey {
+                prefix: ours.prefix,
+                metric: 0,
+            },
+            route: Some(ours.normalized()),
+            protocol: 201,
+        }];
+        let e = entries(&plan, MAIN_TABLE, 201, &observed);
+        assert_eq!(
+            render(&e),
+            "br-ex\n  web (router neutron-5c1f3a2e-8d4b-4f6a-9e7c-1b2d3c4e5f60, neutron router \
+             5c1f3a2e-8d4b-4f6a-9e7c-1b2d3c4e5f60 (web), project 9b1d2c3e4f5a4b6c8d7e6f5a4b3c2d1e; \
+             uplink lrp-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d 10.220.0.50, fd42::50)\n    \
+             172.16.5.0/24          via 10.220.0.50      table 254   installed\n    \
+             fd42:5::/64            via fd42::50         table 254   missing\n"
+        );
+    }
+
+    #[test]
+    fn zebra_copy_of_the_advertised_route_is_installed_not_foreign() {
+        let e = entries(
+            &plan(),
+            MAIN_TABLE,
+            201,
+            &[observed("10.220.0.100", 11, 20)],
+        );
+        assert_eq!((e[0].state, e[0].by_frr), (RouteState::Installed, true));
+        assert!(render(&e).contains("installed (by FRR from the exposure table)"));
+        // Zebra's route with another next hop, or another protocol's: foreign.
+        let e = entries(&plan(), MAIN_TABLE, 201, &[observed("10.220.0.9", 11, 20)]);
+        assert_eq!((e[0].state, e[0].by_frr), (RouteState::Conflicting, false));
+        let e = entries(&plan(), MAIN_TABLE, 201, &[observed("10.220.0.100", 4, 50)]);
+        assert_eq!(e[0].state, RouteState::Conflicting);
+        // Ours.
+        let e = entries(
+            &plan(),
+            MAIN_TABLE,
+            201,
+            &[observed("10.220.0.100", 201, 0)],
+        );
+        assert_eq!((e[0].state, e[0].by_frr), (RouteState::Installed, false));
+    }
+}

@@ -421,7 +421,8 @@ impl State {
             return;
         }
         let (vtysh, intent) = (self.vtysh.clone(), self.intent.clone());
-        let r = tokio::task::spawn_blocking(move || frr_apply_blocking(&vtysh, &intent))
+        let dynamic = self.dynamic.as_ref().map(|d| d.frr_intent());
+        let r = tokio::task::spawn_blocking(move || frr_apply_all(&vtysh, &intent, dynamic))
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
         self.frr_result(r);
@@ -467,7 +468,8 @@ impl State {
             Ok(nets) => self.nb.read(|n| hr.update(n, &nets)),
             Err(e) => tracing::warn!(error = %e, "host routes: cannot read the host's networks"),
         }
-        hr.advertise_into(self.planner.plan(), &mut host.advertised.routes);
+        let frr_failed = self.frr_error.is_some();
+        hr.advertise_into(self.planner.plan(), &mut host.advertised.routes, frr_failed);
     }
 
     /// One pass. `full`: rebuild the plan and observe everything; else apply the difference from
@@ -755,6 +757,25 @@ impl State {
     }
 }
 
+/// Applies the FRR block, then (with dynamic routing) the dynamic-routing instances.
+fn frr_apply_all(
+    vtysh: &Vtysh,
+    intent: &FrrIntent,
+    dynamic: Option<ovn_route_frr::dynamic::DynamicIntent>,
+) -> FrrResult {
+    let block = frr_apply_blocking(vtysh, intent);
+    // The dynamic-routing instances do not depend on the block: applied either way.
+    match (
+        block,
+        dynamic.map(|d| crate::dynamic::frr_apply_blocking(vtysh, &d)),
+    ) {
+        (Ok(a), None) => Ok(a),
+        (Ok(a), Some(Ok(b))) => Ok(a || b),
+        (Err(e), None | Some(Ok(_))) | (Ok(_), Some(Err(e))) => Err(e),
+        (Err(a), Some(Err(b))) => Err(format!("{a}; {b}")),
+    }
+}
+
 /// Applies the FRR block, waiting up to 10 s for FRR to answer; `Ok(true)` when it changed
 /// something.
 fn frr_apply_blocking(vtysh: &Vtysh, intent: &FrrIntent) -> FrrResult {
@@ -942,7 +963,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     };
     let host_table = host_routes.as_ref().map(|h| h.table);
     let dynamic = match cfg.ovn_route.dynamic_routing {
-        true => Some(crate::dynamic::DynamicRouting::new(opts.dry_run)?),
+        true => Some(crate::dynamic::DynamicRouting::new(opts.dry_run)?.with_frr(&cfg)),
         false => None,
     };
     let mut tables = TableRegistry::new(
@@ -1043,6 +1064,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
     // Kernel watches on our tables (the exposure table and every bridge table).
     let watch_tx = tx.clone();
     let mut watched: Vec<u32> = vec![];
+    // The dynamic-routing tables, watched through one socket.
+    let dyn_tables: ovn_route_kernel::WatchedTables = Default::default();
+    let mut dyn_watching = false;
     let spawn_watch = |table: u32, watched: &mut Vec<u32>| {
         if watched.contains(&table) {
             return;
@@ -1139,17 +1163,42 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                 }
             }
             if let Some(d) = &st.dynamic {
-                // A router's table newly advertised here: watch it, then dump it again (a full
-                // pass), so that nothing installed in between is missed.
-                let new: Vec<u32> = (d.tables().into_iter())
-                    .filter(|t| !watched.contains(t))
-                    .collect();
-                for t in &new {
-                    spawn_watch(*t, &mut watched);
+                // A router's table newly advertised here: watch it (one socket for all of
+                // them), then dump it again (a full pass), so that nothing installed in between
+                // is missed.
+                let tables = d.tables();
+                let new = match dyn_tables.write() {
+                    Ok(mut w) => {
+                        let new = tables.difference(&w).next().is_some();
+                        *w = tables;
+                        new
+                    }
+                    Err(_) => false,
+                };
+                if !dyn_watching && new {
+                    dyn_watching = true;
+                    match ovn_route_kernel::TablesWatch::new(dyn_tables.clone()) {
+                        Ok(mut w) => {
+                            let tx = watch_tx.clone();
+                            tokio::spawn(async move {
+                                while let Some((table, ev)) = w.next().await {
+                                    if tx.send(Wake::Kernel(table, ev)).is_err() {
+                                        break;
+                                    }
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot watch the dynamic-routing tables")
+                        }
+                    }
                 }
-                if !new.is_empty() {
+                if new {
                     let _ = tx.send(Wake::Full);
                 }
+            }
+            if st.dynamic.as_mut().is_some_and(|d| d.take_frr_change()) {
+                frr_due = true;
             }
         }
         // FRR in a task of its own: an FRR that does not answer never holds up the kernel.
@@ -1157,8 +1206,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
             frr_due = false;
             frr_running = true;
             let (vtysh, intent, tx) = (st.vtysh.clone(), st.intent.clone(), tx.clone());
+            let dynamic = st.dynamic.as_ref().map(|d| d.frr_intent());
             tokio::task::spawn_blocking(move || {
-                let _ = tx.send(Wake::FrrDone(frr_apply_blocking(&vtysh, &intent)));
+                let _ = tx.send(Wake::FrrDone(frr_apply_all(&vtysh, &intent, dynamic)));
             });
         }
         let first = tokio::select! {
@@ -1241,7 +1291,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                 }
                 Wake::FrrDone(r) => {
                     frr_running = false;
+                    let failed = st.frr_error.is_some();
                     st.frr_result(r);
+                    // Host routes left to FRR's copy come back while FRR fails, and go again.
+                    if st.host_routes.is_some() && failed != st.frr_error.is_some() {
+                        replan = true;
+                    }
                 }
                 Wake::FrrPeers(p) => st.frr_peers = p,
                 Wake::Status(reply) => {

@@ -206,6 +206,71 @@ pub struct OvnRouteSection {
     /// `dynamic_routing` (default false): exchange routes with each logical router's VRF table as
     /// its NB `dynamic-routing*` options ask (docs/dynamic-routing.md).
     pub dynamic_routing: bool,
+    /// `dynamic_routing_frr` (default false): configure, through vtysh, a BGP instance
+    /// `router bgp ASN vrf NAME` for each router VRF advertised here (docs/dynamic-routing.md).
+    pub dynamic_routing_frr: bool,
+    /// `dynamic_routing_frr_neighbors` (default empty): BGP neighbors of those instances, each
+    /// `[VRF/]PEER@AS`.
+    pub dynamic_routing_frr_neighbors: Vec<FrrNeighbor>,
+}
+
+/// One `[ovn_route] dynamic_routing_frr_neighbors` entry, `[VRF/]PEER@AS`: a BGP neighbor of the
+/// dynamic-routing VRF instances (e.g. `192.0.2.2@65000`, `ovnvrf10/eth1@external`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrrNeighbor {
+    /// Only in this VRF's instance; `None`: in every one.
+    pub vrf: Option<String>,
+    /// The peer.
+    pub peer: FrrPeer,
+    /// `remote-as`: an AS number, `internal` or `external`.
+    pub remote_as: String,
+}
+
+/// The peer of an [`FrrNeighbor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrrPeer {
+    /// A neighbor address.
+    Address(IpAddr),
+    /// An interface (BGP unnumbered: `neighbor IFNAME interface`).
+    Interface(String),
+}
+
+/// Parses `dynamic_routing_frr_neighbors`.
+fn frr_neighbors(v: &str) -> Result<Vec<FrrNeighbor>, String> {
+    let mut out = Vec::new();
+    for item in list(v) {
+        let (head, remote_as) = item
+            .rsplit_once('@')
+            .ok_or_else(|| format!("{item:?} is not [VRF/]PEER@AS"))?;
+        if remote_as != "internal" && remote_as != "external" {
+            integer(
+                remote_as,
+                1,
+                u32::MAX as u64,
+                "an AS number, internal or external",
+            )
+            .map_err(|e| format!("{item:?}: {e}"))?;
+        }
+        let (vrf, peer) = match head.split_once('/') {
+            Some((vrf, peer)) => (
+                Some(ifname(vrf).map_err(|e| format!("{item:?}: VRF {e}"))?),
+                peer,
+            ),
+            None => (None, head),
+        };
+        let peer = match peer.parse::<IpAddr>() {
+            Ok(a) => FrrPeer::Address(a),
+            Err(_) => FrrPeer::Interface(ifname(peer).map_err(|e| {
+                format!("{item:?}: the peer is neither an IP address nor an interface ({e})")
+            })?),
+        };
+        out.push(FrrNeighbor {
+            vrf,
+            peer,
+            remote_as: remote_as.to_string(),
+        });
+    }
+    Ok(out)
 }
 
 /// `[host_routes]`: routes on the host to the subnets of OVN networks whose uplink address is on
@@ -308,6 +373,8 @@ impl Default for OvnRouteSection {
             southbound: Southbound::Auto,
             peering_controller: false,
             dynamic_routing: false,
+            dynamic_routing_frr: false,
+            dynamic_routing_frr_neighbors: Vec::new(),
         }
     }
 }
@@ -838,6 +905,20 @@ const OVN_ROUTE_OPTIONS: &[Opt] = &[
         name: "dynamic_routing",
         set: |c, v| {
             c.ovn_route.dynamic_routing = boolean(v)?;
+            Ok(None)
+        },
+    },
+    Opt {
+        name: "dynamic_routing_frr",
+        set: |c, v| {
+            c.ovn_route.dynamic_routing_frr = boolean(v)?;
+            Ok(None)
+        },
+    },
+    Opt {
+        name: "dynamic_routing_frr_neighbors",
+        set: |c, v| {
+            c.ovn_route.dynamic_routing_frr_neighbors = frr_neighbors(v)?;
             Ok(None)
         },
     },

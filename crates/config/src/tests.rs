@@ -584,7 +584,7 @@ fn incompatible_modes_are_refused_naming_the_option() {
 fn known_options_are_unique_and_listed_in_order() {
     let all: Vec<_> = Config::known_options().collect();
     assert_eq!(all.first(), Some(&("DEFAULT", "reconcile_interval")));
-    assert_eq!(all.len(), 22 + 8 + 2 + 14 + 5);
+    assert_eq!(all.len(), 22 + 8 + 2 + 16 + 5);
     let mut dedup = all.clone();
     dedup.sort();
     dedup.dedup();
@@ -704,5 +704,36 @@ fn host_routes_options() {
     ] {
         let e = parse(text).unwrap_err().to_string();
         assert!(e.contains(says), "{text}: {e}");
+    }
+}
+
+#[test]
+fn dynamic_routing_frr_options() {
+    let c = parse("").unwrap();
+    assert!(!c.ovn_route.dynamic_routing_frr);
+    assert!(c.ovn_route.dynamic_routing_frr_neighbors.is_empty());
+    let c = parse(
+        "[ovn_route]\ndynamic_routing_frr = true\n\
+         dynamic_routing_frr_neighbors = 192.0.2.2@65000, ovnvrf10/eth1@external, 2001:db8::1@internal\n",
+    )
+    .unwrap();
+    assert!(c.ovn_route.dynamic_routing_frr);
+    let n = &c.ovn_route.dynamic_routing_frr_neighbors;
+    assert_eq!(n.len(), 3);
+    assert_eq!(n[0].peer, FrrPeer::Address("192.0.2.2".parse().unwrap()));
+    assert_eq!(
+        (n[0].vrf.as_deref(), n[0].remote_as.as_str()),
+        (None, "65000")
+    );
+    assert_eq!(n[1].peer, FrrPeer::Interface("eth1".into()));
+    assert_eq!(n[1].vrf.as_deref(), Some("ovnvrf10"));
+    assert_eq!(n[2].remote_as, "internal");
+    for bad in ["192.0.2.2", "192.0.2.2@0", "192.0.2.2@x", "a/b/c@1", "@1"] {
+        let e = parse(&format!(
+            "[ovn_route]\ndynamic_routing_frr_neighbors = {bad}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dynamic_routing_frr_neighbors"), "{bad}: {e}");
     }
 }

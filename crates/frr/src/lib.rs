@@ -12,6 +12,7 @@
 //!   agent re-applies its block (FRR forgets configuration that came through vtysh unless the
 //!   operator saved it).
 
+pub mod dynamic;
 mod error;
 mod intent;
 mod running;

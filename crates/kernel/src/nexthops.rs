@@ -1,7 +1,7 @@
 //! Every route of a table with all its next hops (multipath included), for learning the routes
 //! a routing daemon installs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use netlink_packet_core::NetlinkPayload;
@@ -10,9 +10,9 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use crate::reconciler::route_table;
+use crate::reconciler::{parse_route, route_table};
 use crate::types::IpNet;
-use crate::{Error, Reconciler};
+use crate::{Error, ObservedRoute, Reconciler};
 
 /// One next hop of a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +137,83 @@ impl Reconciler {
                 })
                 .await?;
             out.extend(routes);
+        }
+        Ok(out)
+    }
+}
+
+impl Reconciler {
+    /// [`Reconciler::observe_nexthops`] for several tables at once, from one dump per family
+    /// (every table present in `tables` has an entry, empty when it holds no route).
+    pub async fn observe_nexthops_tables(
+        &self,
+        tables: &BTreeSet<u32>,
+    ) -> Result<BTreeMap<u32, Vec<TableRoute>>, Error> {
+        let names: HashMap<u32, String> = self
+            .all_links()
+            .await?
+            .into_iter()
+            .map(|l| (l.index, l.name))
+            .collect();
+        let mut out: BTreeMap<u32, Vec<TableRoute>> =
+            tables.iter().map(|t| (*t, Vec::new())).collect();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            let routes = self
+                .dump_with("routes", RouteNetlinkMessage::GetRoute(m), |m| {
+                    match m.payload {
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
+                            if tables.contains(&route_table(&r))
+                                && !r.header.flags.contains(RouteFlags::Cloned) =>
+                        {
+                            Some((route_table(&r), table_route(&r, &names)?))
+                        }
+                        _ => None,
+                    }
+                })
+                .await?;
+            for (t, r) in routes {
+                out.entry(t).or_default().push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every route of each of `tables` (both families, all protocols), as
+    /// [`Reconciler::observe_table`] gives them, from one dump per family (every table present in
+    /// `tables` has an entry).
+    pub async fn observe_tables(
+        &self,
+        tables: &BTreeSet<u32>,
+    ) -> Result<BTreeMap<u32, Vec<ObservedRoute>>, Error> {
+        let names: HashMap<u32, String> = self
+            .all_links()
+            .await?
+            .into_iter()
+            .map(|l| (l.index, l.name))
+            .collect();
+        let mut out: BTreeMap<u32, Vec<ObservedRoute>> =
+            tables.iter().map(|t| (*t, Vec::new())).collect();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            let routes = self
+                .dump_with("routes", RouteNetlinkMessage::GetRoute(m), |m| {
+                    match m.payload {
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
+                            if tables.contains(&route_table(&r))
+                                && !r.header.flags.contains(RouteFlags::Cloned) =>
+                        {
+                            Some((route_table(&r), parse_route(&r, &names)?))
+                        }
+                        _ => None,
+                    }
+                })
+                .await?;
+            for (t, r) in routes {
+                out.entry(t).or_default().push(r);
+            }
         }
         Ok(out)
     }

@@ -11,8 +11,36 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::util::lab_tempdir;
+use crate::frr::{BgpConfig, FrrRouter};
+use crate::netns::{connect, Netns, Veth};
+use crate::process::run;
+use crate::util::{lab_tempdir, wait_until};
 use crate::{ChassisSpec, Lab, LabError, Nat, Result};
+
+/// The chassis' AS in [`DynamicBgp`].
+pub const DYN_CHASSIS_AS: u32 = 64999;
+/// The upstream router's AS in [`DynamicBgp`].
+pub const DYN_UPSTREAM_AS: u32 = 65000;
+/// The chassis' address on the link to the upstream router (in the router's VRF).
+pub const DYN_CHASSIS_ADDR: &str = "172.16.0.20";
+/// The upstream router's address on that link.
+pub const DYN_UPSTREAM_ADDR: &str = "172.16.0.254";
+/// The chassis end of that link.
+pub const DYN_LINK: &str = "dyn0";
+
+/// The BGP side of the dynamic-routing scenario (kernel tier): FRR on one chassis (the agent
+/// configures its VRF instance) and an upstream FRR router joined to it by a veth whose chassis
+/// end ([`DYN_LINK`]) the operator puts into the router's VRF ([`DynamicLab::attach_link`]).
+#[derive(Debug)]
+pub struct DynamicBgp {
+    /// The chassis index.
+    pub chassis: usize,
+    /// The chassis' FRR (in the chassis namespace; its default instance is the operator's).
+    pub frr: FrrRouter,
+    /// The upstream router.
+    pub upstream: FrrRouter,
+    _veth: Veth,
+}
 
 /// The router's table on each chassis.
 pub const DYN_TABLE: u32 = 1000;
@@ -50,6 +78,10 @@ impl Drop for DynAgent {
 pub struct DynamicLab {
     /// Agents by chassis index.
     pub agents: Vec<Option<DynAgent>>,
+    /// FRR on a chassis and an upstream router ([`DynamicLab::start_bgp`]).
+    pub bgp: Option<DynamicBgp>,
+    /// Lines appended to `[ovn_route]` of every agent configuration.
+    pub ovn_route_extra: String,
     /// The OVN lab.
     pub lab: Lab,
     tmp: TempDir,
@@ -106,6 +138,8 @@ impl DynamicLab {
         let n = lab.chassis_list().len();
         Ok(DynamicLab {
             agents: (0..n).map(|_| None).collect(),
+            bgp: None,
+            ovn_route_extra: String::new(),
             lab,
             tmp: lab_tempdir("dynamic")?,
         })
@@ -117,6 +151,7 @@ impl DynamicLab {
         let dir = self.tmp.path().join(c.name());
         let mut s = String::new();
         let _ = writeln!(s, "[DEFAULT]");
+        let _ = writeln!(s, "bgp_AS = {DYN_CHASSIS_AS}");
         let _ = writeln!(s, "ovsdb_connection = {}", c.ovs_remote());
         let _ = writeln!(s, "ovsdb_connection_timeout = 30");
         let _ = writeln!(s, "reconcile_interval = 30");
@@ -126,10 +161,119 @@ impl DynamicLab {
         let _ = writeln!(s, "[ovn_route]");
         let _ = writeln!(s, "vrf_mode = none");
         let _ = writeln!(s, "dynamic_routing = true");
-        let _ = writeln!(s, "frr_vty_socket = {}", dir.join("no-frr").display());
+        let frr = match &self.bgp {
+            Some(b) if b.chassis == i => b.frr.dir().to_path_buf(),
+            _ => dir.join("no-frr"),
+        };
+        let _ = writeln!(s, "frr_vty_socket = {}", frr.display());
         let _ = writeln!(s, "status_socket = {}", dir.join("status.sock").display());
         let _ = writeln!(s, "iproute2_dir = {}", dir.join("iproute2").display());
+        s.push_str(&self.ovn_route_extra);
         s
+    }
+
+    /// The status socket of chassis `i`'s agent.
+    pub fn status_socket(&self, i: usize) -> PathBuf {
+        let c = self.lab.chassis(i);
+        self.tmp.path().join(c.name()).join("status.sock")
+    }
+
+    /// Starts FRR in chassis `i`'s namespace (default instance `router bgp 64999`, router id
+    /// [`DYN_CHASSIS_ADDR`], no neighbor: the VRF instance is the agent's) and an upstream
+    /// router (AS 65000, neighbor [`DYN_CHASSIS_ADDR`], announcing what
+    /// [`DynamicLab::announce`] adds), joined by a veth (`dyn0` in the chassis, not yet in any
+    /// VRF).
+    pub fn start_bgp(&mut self, i: usize) -> Result<()> {
+        let up = BgpConfig::new(DYN_UPSTREAM_AS, DYN_UPSTREAM_ADDR)
+            .neighbor(DYN_CHASSIS_ADDR, DYN_CHASSIS_AS);
+        let upstream = FrrRouter::start("dynup", &up.render())?;
+        let c = self.lab.chassis(i);
+        let veth = connect(
+            c.netns(),
+            DYN_LINK,
+            &format!("{DYN_CHASSIS_ADDR}/24"),
+            upstream.netns(),
+            "to-chassis",
+            &format!("{DYN_UPSTREAM_ADDR}/24"),
+        )?;
+        let conf = BgpConfig::new(DYN_CHASSIS_AS, DYN_CHASSIS_ADDR);
+        let frr = FrrRouter::start_in(Netns::shared(c.netns()), c.name(), &conf.render())?;
+        self.bgp = Some(DynamicBgp {
+            chassis: i,
+            frr,
+            upstream,
+            _veth: veth,
+        });
+        Ok(())
+    }
+
+    fn bgp(&self) -> Result<&DynamicBgp> {
+        self.bgp
+            .as_ref()
+            .ok_or_else(|| LabError::Invalid("start_bgp first".into()))
+    }
+
+    /// Waits for the VRF `vrf` in the BGP chassis (made by the agent) and puts [`DYN_LINK`] into
+    /// it, as the operator does (its address stays; its routes move to the VRF's table).
+    pub fn attach_link(&self, vrf: &str, timeout: Duration) -> Result<()> {
+        let b = self.bgp()?;
+        let ns = self.lab.chassis(b.chassis).netns();
+        wait_until(&format!("VRF {vrf}"), timeout, |last| {
+            let out = ns.ip(&["-d", "link", "show", vrf]).unwrap_or_default();
+            *last = out.clone();
+            Ok(out.contains(" vrf table ").then_some(()))
+        })?;
+        ns.ip(&["link", "set", DYN_LINK, "master", vrf])?;
+        ns.ip(&["link", "set", DYN_LINK, "up"])?;
+        Ok(())
+    }
+
+    /// The upstream router announces (`network PREFIX`) or, with `on` false, withdraws `prefix`.
+    pub fn announce(&self, prefix: &str, on: bool) -> Result<()> {
+        let b = self.bgp()?;
+        let net = format!("{}network {prefix}", if on { "" } else { "no " });
+        let header = format!("router bgp {DYN_UPSTREAM_AS}");
+        b.upstream.vtysh(&[
+            "configure terminal",
+            &header,
+            "address-family ipv4 unicast",
+            &net,
+            "end",
+        ])?;
+        Ok(())
+    }
+
+    /// The upstream router's BGP path for `prefix` (`show ip bgp PREFIX json`): (next hop, MED)
+    /// of its best path, `None` without one.
+    pub fn upstream_path(&self, prefix: &str) -> Result<Option<(String, u64)>> {
+        let b = self.bgp()?;
+        let out = b.upstream.vtysh(&[&format!("show ip bgp {prefix} json")])?;
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let paths = v["paths"].as_array().cloned().unwrap_or_default();
+        Ok(paths
+            .iter()
+            .find(|p| p["bestpath"]["overall"] == true)
+            .or(paths.first())
+            .map(|p| {
+                (
+                    p["nexthops"][0]["ip"].as_str().unwrap_or("?").to_string(),
+                    p["metric"].as_u64().unwrap_or(0),
+                )
+            }))
+    }
+
+    /// `ovn-trace` of an ICMP echo from `vm1` (10.0.0.11 on `private`) to `dst` (after
+    /// `--wait=hv sync`).
+    pub fn trace_from_vm1(&self, dst: &str) -> Result<String> {
+        self.lab.sync_hv()?;
+        let flow = format!(
+            "inport == \"vm1\" && eth.src == 00:00:00:00:00:01 && eth.dst == 00:00:00:00:ff:01 \
+             && ip4.src == 10.0.0.11 && ip4.dst == {dst} && ip.ttl == 64 && icmp4.type == 8"
+        );
+        run(Command::new("ovn-trace")
+            .arg(format!("--db={}", self.lab.sb_remote()))
+            .arg("private")
+            .arg(flow))
     }
 
     /// Starts the agent of chassis `i` (`binary` is `ovn-route`).
@@ -239,6 +383,19 @@ impl DynamicLab {
             );
         }
         let _ = writeln!(s, "--- NB static routes:\n{:?}", self.nb_static_routes());
+        if let Some(b) = &self.bgp {
+            let ns = self.lab.chassis(b.chassis).netns();
+            let _ = writeln!(
+                s,
+                "--- links:\n{}--- chassis FRR:\n{}\n{}\n--- upstream:\n{}",
+                ns.ip(&["-d", "-br", "link", "show"]).unwrap_or_default(),
+                b.frr.vtysh(&["show running-config"]).unwrap_or_default(),
+                b.frr
+                    .vtysh(&["show bgp vrf all summary"])
+                    .unwrap_or_default(),
+                b.upstream.vtysh(&["show ip bgp"]).unwrap_or_default()
+            );
+        }
         s
     }
 }

@@ -8,9 +8,11 @@
 //!   hv1: incusbr0 10.220.0.1/24 (AS 64999)     hv2: incusbr0 10.220.0.2/24 (AS 64999)
 //! ```
 //!
-//! Networks: `infra` (Incus network id 2, project 1) 10.190.10.0/24 with uplink address
-//! 10.220.0.100, `kubernetes` (id 3, project 1) 10.190.11.0/24 with uplink 10.220.0.101; each
-//! router's uplink port prefers hv1 as its gateway chassis.
+//! The uplink is dual-stack: also fd42:220::/64 (hv1 ::1, hv2 ::2, upstream ::254).
+//! Networks: `infra` (Incus network id 2, project 1) 10.190.10.0/24 and fd42:10::/64 with uplink
+//! addresses 10.220.0.100 and fd42:220::100, `kubernetes` (id 3, project 1) 10.190.11.0/24 and
+//! fd42:11::/64 with uplink addresses 10.220.0.101 and fd42:220::101; each router's uplink port
+//! prefers hv1 as its gateway chassis.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,8 @@ pub const CHASSIS_AS: u32 = 64999;
 pub const UPSTREAM_AS: u32 = 65000;
 /// The upstream router's address on the LAN.
 pub const UPSTREAM_ADDRESS: &str = "10.220.0.254";
+/// The uplink's IPv6 network; chassis `i` has `::<i + 1>`, the upstream `::254`.
+pub const UPLINK6: &str = "fd42:220::/64";
 
 /// One Incus OVN network as the lab builds it.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +51,10 @@ pub struct IncusNetwork {
     pub uplink: &'static str,
     /// The router's address on the network (`ipv4.address`).
     pub internal: &'static str,
+    /// The IPv6 uplink address (`volatile.network.ipv6.address`), with the uplink's prefix.
+    pub uplink6: Option<&'static str>,
+    /// The router's IPv6 address on the network (`ipv6.address`).
+    pub internal6: Option<&'static str>,
 }
 
 /// Seed 002's `infra`.
@@ -55,6 +63,8 @@ pub const INFRA: IncusNetwork = IncusNetwork {
     project: 1,
     uplink: "10.220.0.100/24",
     internal: "10.190.10.1/24",
+    uplink6: Some("fd42:220::100/64"),
+    internal6: Some("fd42:10::1/64"),
 };
 /// Seed 002's `kubernetes`.
 pub const KUBERNETES: IncusNetwork = IncusNetwork {
@@ -62,11 +72,16 @@ pub const KUBERNETES: IncusNetwork = IncusNetwork {
     project: 1,
     uplink: "10.220.0.101/24",
     internal: "10.190.11.1/24",
+    uplink6: Some("fd42:220::101/64"),
+    internal6: Some("fd42:11::1/64"),
 };
 
 /// Creates an Incus-style OVN network: router `incus-net<ID>-lr`, external switch with the
 /// localnet port `-ls-ext-lsp-provider`, uplink port `-lr-lrp-ext` (gateway chassis hv1 20, hv2
-/// 10), internal switch and port `-lr-lrp-int`, port group `incus_net<ID>`.
+/// 10), internal switch and port `-lr-lrp-int`, port group `incus_net<ID>`. Dual-stack as Incus
+/// sets it up: both ports carry the IPv6 address next to the IPv4 one, the internal switch has
+/// `other_config:ipv6_prefix` and the internal port router advertisements
+/// (`ipv6_ra_configs`).
 pub fn add_incus_network(lab: &Lab, n: &IncusNetwork) -> Result<()> {
     let p = format!("incus-net{}", n.id);
     let lr = format!("{p}-lr");
@@ -77,7 +92,8 @@ pub fn add_incus_network(lab: &Lab, n: &IncusNetwork) -> Result<()> {
     lab.lsp_add_localnet(&ext, &format!("{ext}-lsp-provider"), UPLINK)?;
     let mac_ext = format!("00:16:3e:00:{:02x}:01", n.id);
     let mac_int = format!("00:16:3e:00:{:02x}:02", n.id);
-    lab.lrp_add(&lr, &format!("{lr}-lrp-ext"), &mac_ext, &[n.uplink])?;
+    let uplink: Vec<&str> = [Some(n.uplink), n.uplink6].into_iter().flatten().collect();
+    lab.lrp_add(&lr, &format!("{lr}-lrp-ext"), &mac_ext, &uplink)?;
     lab.lsp_add_router_port(&ext, &format!("{ext}-lsp-router"), &format!("{lr}-lrp-ext"))?;
     lab.ls_add(&int)?;
     let subnet = n.internal;
@@ -87,7 +103,23 @@ pub fn add_incus_network(lab: &Lab, n: &IncusNetwork) -> Result<()> {
         &int,
         &format!("other_config:subnet={}", network_of(subnet)),
     ])?;
-    lab.lrp_add(&lr, &format!("{lr}-lrp-int"), &mac_int, &[subnet])?;
+    let internal: Vec<&str> = [Some(subnet), n.internal6].into_iter().flatten().collect();
+    lab.lrp_add(&lr, &format!("{lr}-lrp-int"), &mac_int, &internal)?;
+    if let Some(v6) = n.internal6 {
+        lab.nbctl(&[
+            "set",
+            "Logical_Switch",
+            &int,
+            &format!("other_config:ipv6_prefix={}", network6_of(v6)?),
+        ])?;
+        lab.nbctl(&[
+            "set",
+            "Logical_Router_Port",
+            &format!("{lr}-lrp-int"),
+            "ipv6_ra_configs:address_mode=dhcpv6_stateless",
+            "ipv6_ra_configs:send_periodic=true",
+        ])?;
+    }
     lab.lsp_add_router_port(&int, &format!("{int}-lsp-router"), &format!("{lr}-lrp-int"))?;
     lab.lrp_set_gateway_chassis(&format!("{lr}-lrp-ext"), "hv1", 20)?;
     lab.lrp_set_gateway_chassis(&format!("{lr}-lrp-ext"), "hv2", 10)?;
@@ -117,6 +149,16 @@ fn network_of(cidr: &str) -> String {
     let len: u32 = len.parse().unwrap_or(32);
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
     format!("{}/{len}", std::net::Ipv4Addr::from(u32::from(a) & mask))
+}
+
+/// `fd42:10::1/64` -> `fd42:10::` (the network address, as `other_config:ipv6_prefix` takes it).
+fn network6_of(cidr: &str) -> Result<std::net::Ipv6Addr> {
+    let bad = || LabError::Invalid(format!("{cidr:?} is not an IPv6 ADDR/LEN"));
+    let (a, len) = cidr.split_once('/').ok_or_else(bad)?;
+    let a: std::net::Ipv6Addr = a.parse().map_err(|_| bad())?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 128).ok_or_else(bad)?;
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    Ok(std::net::Ipv6Addr::from(u128::from(a) & mask))
 }
 
 /// A running `ovn-route agent` in a chassis namespace; killed on drop.
@@ -215,6 +257,9 @@ impl IncusLab {
         upstream
             .netns()
             .add_bridge("lan0", &[&format!("{UPSTREAM_ADDRESS}/24")])?;
+        upstream
+            .netns()
+            .ip(&["addr", "add", "fd42:220::254/64", "dev", "lan0", "nodad"])?;
         let mut veths = vec![];
         let mut frr = vec![];
         for i in 0..2 {
@@ -222,6 +267,15 @@ impl IncusLab {
             let ns = c.netns();
             let address = format!("10.220.0.{}", i + 1);
             ns.add_bridge("incusbr0", &[&format!("{address}/24")])?;
+            // nodad: the address is usable at once (no tentative phase).
+            ns.ip(&[
+                "addr",
+                "add",
+                &format!("fd42:220::{}/64", i + 1),
+                "dev",
+                "incusbr0",
+                "nodad",
+            ])?;
             let up_dev = format!("lan-{}", c.name());
             let v = Veth::connect(
                 VethEnd {
@@ -350,6 +404,68 @@ impl IncusLab {
         })
     }
 
+    /// Chassis `i`'s main-table routes to OVN subnets (inside `10.190.0.0/16`, or inside
+    /// `fd42::/16` but not the uplink's own `fd42:220::/64`), whatever their protocol, normalised: `nhid N` and `metric N` dropped, e.g.
+    /// `10.190.10.0/24 via 10.220.0.100 dev incusbr0 proto zebra` (FRR's copy of a route it
+    /// imports from the exposure table) or `... proto 201` (the agent's), sorted.
+    pub fn main_routes(&self, i: usize) -> Result<Vec<String>> {
+        let ns = self.lab.chassis(i).netns();
+        let mut text = ns.ip(&["route", "show", "table", "main", "root", "10.190.0.0/16"])?;
+        text.push('\n');
+        let v6 = ns.ip(&["-6", "route", "show", "table", "main", "root", "fd42::/16"])?;
+        for l in v6.lines() {
+            if !l.starts_with(UPLINK6) {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        let mut out: Vec<String> = vec![];
+        for l in text.lines() {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let mut keep = vec![];
+            let mut k = 0;
+            while k < w.len() {
+                if matches!(w[k], "nhid" | "metric" | "pref") {
+                    k += 2;
+                    continue;
+                }
+                keep.push(w[k]);
+                k += 1;
+            }
+            if !keep.is_empty() {
+                out.push(keep.join(" "));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Waits until [`IncusLab::main_routes`] of chassis `i` is exactly `want`.
+    pub fn wait_main_routes(&self, i: usize, want: &[&str]) -> Result<()> {
+        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        wait_until(&format!("hv{} main routes {want:?}", i + 1), WAIT, |last| {
+            let got = self.main_routes(i)?;
+            *last = format!("{got:?}");
+            Ok((got == want).then_some(()))
+        })
+    }
+
+    /// `ovn-route routes` (table output) run in chassis `i`'s namespace: (exit code, stdout).
+    pub fn routes_text(&self, i: usize, binary: &Path) -> Result<(i32, String)> {
+        let c = self.lab.chassis(i);
+        let out = c
+            .netns()
+            .command(&binary.display().to_string())
+            .args(["routes", "--db", &self.lab.nb().unix_remote()])
+            .output()
+            .map_err(|e| LabError::io("ovn-route routes", e))?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    }
+
     /// `ovn-route routes --json` (and extra args) run in chassis `i`'s namespace.
     pub fn routes_json(&self, i: usize, binary: &Path) -> Result<serde_json::Value> {
         let c = self.lab.chassis(i);
@@ -419,17 +535,20 @@ impl IncusLab {
             let ns = self.lab.chassis(i).netns();
             let _ = writeln!(
                 s,
-                "--- hv{} main:\n{}\n--- table 10:\n{}",
+                "--- hv{} main:\n{}\n{}\n--- table 10:\n{}",
                 i + 1,
                 ns.ip(&["route"]).unwrap_or_default(),
+                ns.ip(&["-6", "route"]).unwrap_or_default(),
                 ns.ip(&["route", "show", "table", "10"]).unwrap_or_default()
             );
             if let Some(f) = self.frr.get(i) {
                 let _ = writeln!(
                     s,
-                    "--- hv{} bgp:\n{}",
+                    "--- hv{} bgp:\n{}\n--- hv{} zebra:\n{}",
                     i + 1,
-                    f.vtysh(&["show ip bgp"]).unwrap_or_default()
+                    f.vtysh(&["show ip bgp"]).unwrap_or_default(),
+                    i + 1,
+                    f.vtysh(&["show ip route"]).unwrap_or_default()
                 );
             }
         }

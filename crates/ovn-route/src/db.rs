@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
@@ -123,22 +122,8 @@ async fn dump(a: DumpArgs) -> Result<()> {
     }
     cfg.connect.max_message_size = a.max_message_mib.saturating_mul(1 << 20);
     let session = Session::start(cfg);
-    let timeout = Duration::from_secs_f64(a.timeout.max(0.1));
-    if tokio::time::timeout(timeout, session.wait_connected())
-        .await
-        .is_err()
-    {
-        let why = session
-            .status()
-            .last_error
-            .unwrap_or_else(|| "no answer".to_string());
-        bail!(
-            "{}: database {} not loaded within {:.0} s: {why}",
-            a.remote,
-            a.database,
-            a.timeout
-        );
-    }
+    let what = format!("{}: database {}", a.remote, a.database);
+    crate::loaded::wait_loaded(&session, a.timeout, &what).await?;
     // The dump and the change stream that follows it are consistent: no change is lost or repeated.
     let (mut events, dump) = session.subscribe_with(|r| r.to_json());
     let mut out = std::io::stdout().lock();

@@ -3,6 +3,7 @@
 mod agent;
 mod db;
 mod lab;
+mod loaded;
 mod peer;
 mod routes;
 

@@ -273,21 +273,8 @@ async fn connect(nb: &NbArgs) -> Result<Session> {
     let mut cfg = session_config(remotes);
     cfg.connect.ssl = ssl;
     let session = Session::start(cfg);
-    let timeout = Duration::from_secs_f64(nb.timeout.max(0.1));
-    if tokio::time::timeout(timeout, session.wait_connected())
-        .await
-        .is_err()
-    {
-        let why = session
-            .status()
-            .last_error
-            .unwrap_or_else(|| "no answer".to_string());
-        bail!(
-            "{}: OVN_Northbound not loaded within {:.0} s: {why}",
-            nb.db,
-            nb.timeout
-        );
-    }
+    let what = format!("{}: OVN_Northbound", nb.db);
+    crate::loaded::wait_loaded(&session, nb.timeout, &what).await?;
     Ok(session)
 }
 

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -52,21 +51,8 @@ pub fn routes(a: RoutesArgs) -> Result<ExitCode> {
     rt.block_on(async move {
         let remotes = Remote::parse_list(&a.nb.db)?;
         let session = host_routes::nb_session(remotes, ssl(&a.nb)?, true);
-        let limit = Duration::from_secs_f64(a.nb.timeout.max(0.1));
-        if tokio::time::timeout(limit, session.wait_connected())
-            .await
-            .is_err()
-        {
-            let why = session
-                .status()
-                .last_error
-                .unwrap_or_else(|| "no answer".into());
-            bail!(
-                "{}: OVN_Northbound not loaded within {:.0} s: {why}",
-                a.nb.db,
-                a.nb.timeout
-            );
-        }
+        let what = format!("{}: OVN_Northbound", a.nb.db);
+        crate::loaded::wait_loaded(&session, a.nb.timeout, &what).await?;
         let rec = ovn_route_kernel_reconciler()?;
         let nets = host_routes::observe_host(&rec)
             .await

@@ -147,7 +147,8 @@ pub enum Origin {
         router_id: String,
         /// Its name (`external_ids:neutron:router_name`).
         router_name: Option<String>,
-        /// Its project (`external_ids:neutron:project_id`, when recorded).
+        /// Its project: `neutron:project_id` of the router, else of the switch ports Neutron
+        /// made for its interfaces (`neutron:device_id` = the router's id).
         project_id: Option<String>,
     },
     /// Any other naming.
@@ -236,7 +237,10 @@ pub struct HostRoutesPlan {
 pub fn nb_tables() -> Vec<TableSelect> {
     [
         ("Logical_Switch", &["name", "ports"][..]),
-        ("Logical_Switch_Port", &["name", "type", "options"][..]),
+        (
+            "Logical_Switch_Port",
+            &["name", "type", "options", "external_ids"][..],
+        ),
         (
             "Logical_Router",
             &["name", "ports", "options", "enabled", "external_ids"][..],
@@ -299,10 +303,12 @@ impl Builder {
     }
 }
 
-/// Recognises the router's maker and its display name.
+/// Recognises the router's maker and its display name. `neutron_projects`: the project of each
+/// Neutron router id, from its interface ports (see [`neutron_projects`]).
 fn origin_of(
     lr: &LogicalRouter<'_>,
     project_of_net: &HashMap<u64, Option<u64>>,
+    neutron_projects: &HashMap<String, String>,
     b: &mut Builder,
 ) -> (Origin, String) {
     let name = lr.name();
@@ -335,7 +341,8 @@ fn origin_of(
             .get("neutron:project_id")
             .or_else(|| ids.get("neutron:tenant_id"))
             .filter(|s| !s.is_empty())
-            .map(str::to_string);
+            .map(str::to_string)
+            .or_else(|| neutron_projects.get(uuid).cloned());
         let display = router_name.clone().unwrap_or_else(|| name.to_string());
         return (
             Origin::Neutron {
@@ -388,6 +395,31 @@ fn incus_projects(nb: &Replica, b: &mut Builder) -> HashMap<u64, Option<u64>> {
     out
 }
 
+/// The project of each Neutron router (by router id): Neutron records none on the
+/// `Logical_Router`, but on the switch port of each router interface (`type` router,
+/// `neutron:device_id` = the router's id, `neutron:project_id`); the gateway port's switch port
+/// has an empty project. The first non-empty one by port name.
+fn neutron_projects(nb: &Replica) -> HashMap<String, String> {
+    let mut ports: Vec<LogicalSwitchPort<'_>> = LogicalSwitchPort::all(nb)
+        .filter(|p| p.port_type() == "router")
+        .collect();
+    ports.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut out = HashMap::new();
+    for p in ports {
+        let ids = p.external_ids();
+        let (Some(router), Some(project)) =
+            (ids.get("neutron:device_id"), ids.get("neutron:project_id"))
+        else {
+            continue;
+        };
+        if !router.is_empty() && !project.is_empty() {
+            out.entry(router.to_string())
+                .or_insert_with(|| project.to_string());
+        }
+    }
+    out
+}
+
 /// Router port names attached to a switch with a localnet port (a provider network).
 fn provider_router_ports(nb: &Replica) -> HashSet<String> {
     let mut out = HashSet::new();
@@ -419,6 +451,7 @@ pub fn plan_host_routes(
     let mut b = Builder { rejected: vec![] };
     let projects = incus_projects(nb, &mut b);
     let provider_lrps = provider_router_ports(nb);
+    let neutron = neutron_projects(nb);
     let mut routers: Vec<LogicalRouter<'_>> = LogicalRouter::all(nb).collect();
     routers.sort_by(|a, b| a.name().cmp(b.name()).then(a.uuid().cmp(&b.uuid())));
     let mut plan = HostRoutesPlan::default();
@@ -470,7 +503,7 @@ pub fn plan_host_routes(
         let Some(uplink_port) = uplink_port else {
             continue;
         };
-        let (origin, name) = origin_of(&lr, &projects, &mut b);
+        let (origin, name) = origin_of(&lr, &projects, &neutron, &mut b);
         let mut names = vec![lr.name().to_string(), name.clone()];
         match &origin {
             Origin::Incus { network_id, .. } => names.push(network_id.to_string()),
@@ -569,7 +602,7 @@ mod tests {
         DatabaseSchema::from_json(&json!({"name": "OVN_Northbound", "tables": {
             "Logical_Switch": {"columns": {"name": {"type": "string"}, "ports": {"type": uuids}}},
             "Logical_Switch_Port": {"columns": {"name": {"type": "string"}, "type": {"type": "string"},
-                "options": {"type": map}}},
+                "options": {"type": map}, "external_ids": {"type": map}}},
             "Logical_Router": {"columns": {"name": {"type": "string"}, "ports": {"type": uuids},
                 "options": {"type": map}, "external_ids": {"type": map}, "enabled": {"type": opt("boolean")}}},
             "Logical_Router_Port": {"columns": {"name": {"type": "string"}, "networks": {"type": strs},
@@ -865,6 +898,105 @@ mod tests {
         );
         assert_eq!(p.rejected.len(), 1, "{:?}", p.rejected);
         assert_eq!(p.rejected[0].source, "Logical_Router neutron-xyz");
+    }
+
+    /// A router as Neutron's OVN driver builds it: `neutron-<router id>` with
+    /// `neutron:router_name` (no project on the router), gateway port `lrp-<port id>` on the
+    /// external network's switch (`neutron-<net id>`, localnet `provnet-<segment id>`), an
+    /// interface port whose switch port carries `neutron:device_id` and `neutron:project_id`.
+    #[test]
+    fn neutron_router_shows_its_ids_and_project_from_its_interface_ports() {
+        let router = "5c1f3a2e-8d4b-4f6a-9e7c-1b2d3c4e5f60";
+        let project = "9b1d2c3e4f5a4b6c8d7e6f5a4b3c2d1e";
+        let gw_port = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+        let if_port = "7f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910";
+        let mut fx = Fx::default();
+        let chassis = "00000000-0000-0000-0000-000000009999".to_string();
+        let gw = fx.lrp(
+            &format!("lrp-{gw_port}"),
+            &["10.220.0.50/24", "fd42::50/64"],
+            json!({"gateway_chassis": refs(&[chassis])}),
+        );
+        let int = fx.lrp(
+            &format!("lrp-{if_port}"),
+            &["172.16.5.1/24", "fd42:5::1/64"],
+            json!({}),
+        );
+        let router_lsp = |fx: &mut Fx, port: &str, owner: &str, project: &str| {
+            fx.row(
+                "Logical_Switch_Port",
+                json!({"name": port, "type": "router",
+                       "options": kv(&[("router-port", &format!("lrp-{port}"))]),
+                       "external_ids": kv(&[("neutron:device_id", router),
+                                            ("neutron:device_owner", owner),
+                                            ("neutron:project_id", project)])}),
+            )
+        };
+        let provnet = fx.row(
+            "Logical_Switch_Port",
+            json!({"name": "provnet-3e2d1c0b-a987-4654-b321-0fedcba98765", "type": "localnet",
+                   "options": kv(&[("network_name", "physnet1")])}),
+        );
+        let gw_lsp = router_lsp(&mut fx, gw_port, "network:router_gateway", "");
+        fx.row(
+            "Logical_Switch",
+            json!({"name": "neutron-1d2c3b4a-5e6f-4708-9a1b-2c3d4e5f6a7b",
+                   "ports": refs(&[provnet, gw_lsp])}),
+        );
+        let if_lsp = router_lsp(&mut fx, if_port, "network:router_interface", project);
+        fx.row(
+            "Logical_Switch",
+            json!({"name": "neutron-6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d", "ports": refs(&[if_lsp])}),
+        );
+        fx.row(
+            "Logical_Router",
+            json!({"name": format!("neutron-{router}"), "ports": refs(&[gw, int]),
+                   "external_ids": kv(&[("neutron:router_name", "web"),
+                                        ("neutron:revision_number", "4"),
+                                        ("neutron:availability_zone_hints", ""),
+                                        ("neutron:gw_port_id", gw_port)])}),
+        );
+        let nb = fx.replica();
+        let p = plan_host_routes(&nb, &host(), &HostRoutesConfig::default());
+        assert_eq!(
+            routes(&p),
+            [
+                "172.16.5.0/24 via 10.220.0.50 dev incusbr0",
+                "fd42:5::/64 via fd42::50 dev incusbr0",
+            ]
+        );
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        let n = &p.networks[0];
+        assert_eq!(
+            (n.name.as_str(), n.uplink_port.as_str()),
+            ("web", &*format!("lrp-{gw_port}"))
+        );
+        assert_eq!(
+            n.origin,
+            Origin::Neutron {
+                router_id: router.into(),
+                router_name: Some("web".into()),
+                project_id: Some(project.into()),
+            }
+        );
+        assert_eq!(
+            n.origin.to_string(),
+            format!("neutron router {router} (web), project {project}")
+        );
+        // include/exclude by the router's name, its Neutron id or its name in Neutron.
+        for (pattern, routed) in [
+            ("web", true),
+            (router, true),
+            ("neutron-5c1f*", true),
+            ("db", false),
+        ] {
+            let cfg = HostRoutesConfig {
+                include: vec![Pattern::parse(pattern).unwrap()],
+                exclude: vec![],
+            };
+            let p = plan_host_routes(&nb, &host(), &cfg);
+            assert_eq!(p.routes.len(), if routed { 2 } else { 0 }, "{pattern}");
+        }
     }
 
     #[test]
