@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ovn_model::vswitch::OpenVSwitch;
 use ovn_route_frr::dynamic::{DynamicIntent, Neighbor, Peer};
-use ovn_route_kernel::{DesiredRoutes, ReconcileStats, Reconciler, Route, RouteEvent};
+use ovn_route_kernel::{
+    DesiredRoutes, ReconcileStats, Reconciler, Route, RouteEvent, RouteKey, TableDiff,
+};
 use ovn_route_plan::dynamic::learn::{
     self, desired_learned, KernelRoute, Learned, NextHop, RouterChange,
 };
@@ -120,6 +122,10 @@ pub struct DynamicRouting {
     frr_asn: u32,
     /// The VRFs last handed to the FRR task.
     frr_noted: Option<BTreeSet<String>>,
+    /// A database changed since the last plan: plan again (else the last plan stands).
+    db_changed: bool,
+    /// The last pass's plan differs from the one before.
+    plan_changed: bool,
 }
 
 /// What `[ovn_route] dynamic_routing_frr` configures.
@@ -179,6 +185,8 @@ impl DynamicRouting {
             frr: None,
             frr_asn: 0,
             frr_noted: None,
+            db_changed: true,
+            plan_changed: true,
         })
     }
 
@@ -245,6 +253,12 @@ impl DynamicRouting {
         true
     }
 
+    /// A database the plan reads (NB, SB, Open_vSwitch) changed or reconnected: the next pass
+    /// plans again. Without it, a pass triggered by route events alone reuses the last plan.
+    pub fn note_db_change(&mut self) {
+        self.db_changed = true;
+    }
+
     /// The tables of the routers advertised here (to watch).
     pub fn tables(&self) -> BTreeSet<u32> {
         self.plan.tables()
@@ -286,6 +300,16 @@ impl DynamicRouting {
         full: bool,
     ) -> ApplyReport {
         let mut report = ApplyReport::default();
+        if !full && !self.db_changed && !self.plan.native {
+            // Only route events since the last pass: the plan stands (a table whose routes of
+            // ours changed under us is repaired all the same).
+            self.plan_changed = false;
+            self.advertise_pass(false, &mut report).await;
+            self.learn_pass(nb, me, false, &BTreeSet::new(), &mut report)
+                .await;
+            return report;
+        }
+        self.db_changed = false;
         let mapping = ovs.read(|o| {
             OpenVSwitch::all(o)
                 .next()
@@ -315,6 +339,7 @@ impl DynamicRouting {
             .difference(&self.plan.tables())
             .copied()
             .collect();
+        self.plan_changed = plan != self.plan;
         self.plan = plan;
         self.vrfs_pass(full, &mut report).await;
         self.advertise_pass(full, &mut report).await;
@@ -417,6 +442,18 @@ impl DynamicRouting {
     }
 
     async fn advertise_pass(&mut self, full: bool, report: &mut ApplyReport) {
+        // Nothing planned changed and every table is as last applied: nothing to do.
+        if !full
+            && !self.plan_changed
+            && self.applied.len() == self.plan.tables().len()
+            && self
+                .plan
+                .tables()
+                .iter()
+                .all(|t| self.applied.contains_key(t))
+        {
+            return;
+        }
         let desired = self.desired_tables();
         let gone: Vec<u32> = self
             .applied
@@ -424,6 +461,20 @@ impl DynamicRouting {
             .filter(|t| !desired.contains_key(t))
             .copied()
             .collect();
+        if self.dry_run {
+            for t in gone {
+                let empty = DesiredRoutes::new(t, PROTOCOL);
+                self.apply_table(&empty, true, None, report).await;
+                self.applied.remove(&t);
+            }
+            for d in desired.values() {
+                self.apply_table(d, full, None, report).await;
+            }
+            if full {
+                self.applied.retain(|t, _| desired.contains_key(t));
+            }
+            return;
+        }
         // The tables to observe, in one dump (one per table is quadratic with many routers).
         let observe: BTreeSet<u32> = gone
             .iter()
@@ -435,28 +486,101 @@ impl DynamicRouting {
                     .copied(),
             )
             .collect();
-        let mut observed = match (self.dry_run || observe.is_empty(), observe.len() > 1) {
-            (false, true) => match self.rec.observe_tables(&observe).await {
+        let mut observed = if observe.len() == 1 {
+            let t = *observe.iter().next().expect("one table");
+            match self.rec.observe_table(t).await {
+                Ok(o) => BTreeMap::from([(t, o)]),
+                Err(e) => {
+                    report.errors.push(format!("table {t}: {e}"));
+                    return;
+                }
+            }
+        } else if observe.is_empty() {
+            BTreeMap::new()
+        } else {
+            match self.rec.observe_tables(&observe).await {
                 Ok(o) => o,
                 Err(e) => {
                     report.errors.push(format!("dynamic-routing tables: {e}"));
                     return;
                 }
-            },
-            _ => BTreeMap::new(),
+            }
         };
+        // Every table's difference, then all of them applied at once (one stream of requests
+        // with the reconciler's concurrency, not one table after another).
+        let mut jobs: Vec<(
+            DesiredRoutes,
+            ovn_route_kernel::RouteDiff,
+            BTreeSet<RouteKey>,
+        )> = vec![];
+        let tables = gone
+            .iter()
+            .map(|t| DesiredRoutes::new(*t, PROTOCOL))
+            .chain(desired.into_values());
+        for d in tables {
+            let (diff, foreign) = if observe.contains(&d.table) {
+                let mut ours = Vec::new();
+                let mut foreign = BTreeSet::new();
+                for o in observed.remove(&d.table).unwrap_or_default() {
+                    if o.protocol != d.protocol {
+                        foreign.insert(o.key);
+                        continue;
+                    }
+                    ours.push(o.route.unwrap_or_else(|| {
+                        Route::blackhole(o.key.prefix).with_metric(o.key.metric)
+                    }));
+                }
+                (ovn_route_kernel::diff_owned(&d, ours), foreign)
+            } else {
+                match self.applied.get(&d.table) {
+                    Some(prev) => (d.diff_from(prev), BTreeSet::new()),
+                    None => continue,
+                }
+            };
+            if diff.is_empty() {
+                self.applied.insert(d.table, d);
+                continue;
+            }
+            jobs.push((d, diff, foreign));
+        }
+        if !jobs.is_empty() {
+            let diffs: Vec<TableDiff<'_>> = jobs
+                .iter()
+                .map(|(d, diff, foreign)| TableDiff {
+                    table: d.table,
+                    protocol: PROTOCOL,
+                    plan: diff,
+                    foreign,
+                })
+                .collect();
+            match self.rec.apply_many(&diffs).await {
+                Ok(results) => {
+                    drop(diffs);
+                    for ((d, _, _), r) in jobs.into_iter().zip(results) {
+                        let ok = r.is_ok();
+                        tally(report, &format!("table {}", d.table), r);
+                        if ok {
+                            self.applied.insert(d.table, d);
+                        } else {
+                            self.applied.remove(&d.table);
+                        }
+                    }
+                }
+                Err(e) => {
+                    drop(diffs);
+                    report.errors.push(format!("dynamic-routing tables: {e}"));
+                    for (d, _, _) in jobs {
+                        self.applied.remove(&d.table);
+                    }
+                }
+            }
+        }
+        let wanted = self.plan.tables();
         for t in gone {
-            let empty = DesiredRoutes::new(t, PROTOCOL);
-            let obs = observed.remove(&t);
-            self.apply_table(&empty, true, obs, report).await;
             self.applied.remove(&t);
         }
-        for d in desired.values() {
-            let obs = observed.remove(&d.table);
-            self.apply_table(d, full, obs, report).await;
-        }
         if full {
-            self.applied.retain(|t, _| desired.contains_key(t));
+            self.applied.retain(|t, _| wanted.contains(t));
         }
     }
 
@@ -644,17 +768,18 @@ impl DynamicRouting {
             }
             pending.push((ch, what));
         }
-        // One transaction per router, all in flight at once (each waits on its own router's
-        // `static_routes`, so they are independent).
-        let results = futures::future::join_all(
-            pending
-                .iter()
-                .map(|(ch, _)| nb.transact(operations(ch, &me.system_id))),
-        )
-        .await;
-        for ((ch, what), r) in pending.into_iter().zip(results) {
-            match r {
-                Ok(_) => {
+        if pending.is_empty() {
+            return;
+        }
+        // One transaction for every router (each router's part waits on its own
+        // `static_routes` as read): one commit and one update instead of one per router.
+        let mut ops = vec![];
+        for (i, (ch, _)) in pending.iter().enumerate() {
+            ops.extend(operations_named(ch, &me.system_id, &format!("r{i}_")));
+        }
+        match nb.transact(ops).await {
+            Ok(_) => {
+                for (ch, what) in pending {
                     self.inflight.insert(ch.router, ch.static_routes.clone());
                     *report.counts.entry(("learned route", "add")).or_default() += ch.add.len();
                     *report
@@ -664,7 +789,14 @@ impl DynamicRouting {
                     report.counts.retain(|_, n| *n > 0);
                     report.changes.push(what);
                 }
-                Err(e) => report.errors.push(format!("{what}: {e}")),
+            }
+            Err(e) => {
+                // A router changed under us (its `wait` failed): read again and retry.
+                self.inflight.clear();
+                report.errors.push(format!(
+                    "learned routes of {} router(s): {e}",
+                    pending.len()
+                ));
             }
         }
     }
@@ -722,6 +854,11 @@ impl DynamicRouting {
 /// The transaction for one router: a `wait` on its `static_routes` as read, the inserts of the
 /// new routes and the mutation of `static_routes`.
 pub fn operations(ch: &RouterChange, chassis: &str) -> Vec<Operation> {
+    operations_named(ch, chassis, "")
+}
+
+/// [`operations`] with its row names prefixed by `prefix` (several routers in one transaction).
+pub fn operations_named(ch: &RouterChange, chassis: &str, prefix: &str) -> Vec<Operation> {
     let cond = vec![Condition::uuid(ch.router)];
     let mut ops = vec![Operation::Wait {
         table: "Logical_Router".into(),
@@ -736,7 +873,7 @@ pub fn operations(ch: &RouterChange, chassis: &str) -> Vec<Operation> {
     }];
     let mut named = vec![];
     for (i, l) in ch.add.iter().enumerate() {
-        let name = format!("learned{i}");
+        let name = format!("{prefix}learned{i}");
         ops.push(Operation::Insert {
             table: "Logical_Router_Static_Route".into(),
             row: RowData::from([

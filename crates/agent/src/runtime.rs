@@ -1181,8 +1181,15 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                         Ok(mut w) => {
                             let tx = watch_tx.clone();
                             tokio::spawn(async move {
-                                while let Some((table, ev)) = w.next().await {
-                                    if tx.send(Wake::Kernel(table, ev)).is_err() {
+                                while let Some(c) = w.next_change().await {
+                                    let wake = match c {
+                                        ovn_route_kernel::TablesChange::Route(table, ev) => {
+                                            Wake::Kernel(table, ev)
+                                        }
+                                        // Notifications lost: read every table again.
+                                        ovn_route_kernel::TablesChange::Overrun => Wake::Full,
+                                    };
+                                    if tx.send(wake).is_err() {
                                         break;
                                     }
                                 }
@@ -1226,6 +1233,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
             wakes.push(w);
         }
         for w in wakes {
+            if let (Wake::Db(..), Some(d)) = (&w, st.dynamic.as_mut()) {
+                d.note_db_change();
+            }
             match w {
                 Wake::Db(db, Event::Connected { remote, resumed }) => {
                     tracing::info!(db, %remote, resumed, "database connected");

@@ -43,10 +43,10 @@ pub use neighbours::{
     diff_neighbours, DesiredNeighbours, Neighbour, NeighbourDiff, ObservedNeighbour,
 };
 pub use nexthops::{TableNextHop, TableRoute};
-pub use reconciler::{ObservedRoute, ReconcileStats, Reconciler, DEFAULT_CONCURRENCY};
+pub use reconciler::{ObservedRoute, ReconcileStats, Reconciler, TableDiff, DEFAULT_CONCURRENCY};
 pub use rules::{diff_rules, DesiredRules, Family, Rule, RuleDiff, RuleSelector};
 pub use sysctl::{set_ipv4_forwarding, set_ipv6_forwarding, set_proxy_arp, set_proxy_ndp, Sysctl};
-pub use tables_watch::{TablesWatch, WatchedTables};
+pub use tables_watch::{TablesChange, TablesWatch, WatchedTables};
 pub use types::{
     diff, diff_owned, DesiredRoutes, IpNet, IpNetError, Route, RouteDiff, RouteKey, RouteKind,
     IPV6_DEFAULT_METRIC,

@@ -55,6 +55,19 @@ pub struct ObservedRoute {
     pub protocol: u8,
 }
 
+/// One table's diff for [`Reconciler::apply_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct TableDiff<'a> {
+    /// The table.
+    pub table: u32,
+    /// The protocol of the routes written.
+    pub protocol: u8,
+    /// What to change.
+    pub plan: &'a RouteDiff,
+    /// Keys held by routes of other protocols in the table (see [`Reconciler::apply`]).
+    pub foreign: &'a BTreeSet<RouteKey>,
+}
+
 /// The kernel reconciler: one rtnetlink connection, used for any number of tables.
 ///
 /// Create it inside a tokio runtime: [`Reconciler::new`] spawns the connection task.
@@ -286,6 +299,120 @@ impl Reconciler {
         }
     }
 
+    /// [`Reconciler::apply`] for many tables at once: one link dump, and the operations of every
+    /// table in one stream per phase (deletes, then replacements and additions of routes without
+    /// a gateway, then those with one), with the reconciler's concurrency: many small tables
+    /// cost about what one large table does. Returns one result per diff, in order; `Err` only
+    /// when the links cannot be read (nothing was done).
+    pub async fn apply_many(
+        &self,
+        diffs: &[TableDiff<'_>],
+    ) -> Result<Vec<Result<ReconcileStats, Error>>, Error> {
+        let (_, by_name) = self.links().await?;
+        let by_name = &by_name;
+        let mut stats: Vec<ReconcileStats> = diffs
+            .iter()
+            .map(|d| ReconcileStats {
+                unchanged: d.plan.unchanged,
+                ..Default::default()
+            })
+            .collect();
+        let mut errors: Vec<Vec<Error>> = diffs.iter().map(|_| Vec::new()).collect();
+        let dels = self
+            .run_tagged(diffs.iter().enumerate().flat_map(|(i, d)| {
+                d.plan.to_delete.iter().map(move |r| {
+                    let msg = route_message(r, d.table, d.protocol, by_name, true);
+                    (i, d.table, "delete", msg, 0, r)
+                })
+            }))
+            .await;
+        tally_tagged(dels, &mut stats, &mut errors, |s| &mut s.deleted);
+        let via = |r: &&Route| matches!(r.kind, RouteKind::Unicast { via: Some(_), .. });
+        for phase in [false, true] {
+            let reps = self
+                .run_tagged(diffs.iter().enumerate().flat_map(|(i, d)| {
+                    d.plan
+                        .to_replace
+                        .iter()
+                        .filter(move |r| via(r) == phase)
+                        .map(move |r| {
+                            let msg = if d.foreign.contains(&r.key()) {
+                                Err(Error::ForeignConflict {
+                                    route: r.to_string(),
+                                    table: d.table,
+                                })
+                            } else {
+                                route_message(r, d.table, d.protocol, by_name, false)
+                            };
+                            (i, d.table, "replace", msg, NLM_F_CREATE | NLM_F_REPLACE, r)
+                        })
+                }))
+                .await;
+            tally_tagged(reps, &mut stats, &mut errors, |s| &mut s.replaced);
+            let adds = self
+                .run_tagged(diffs.iter().enumerate().flat_map(|(i, d)| {
+                    d.plan
+                        .to_add
+                        .iter()
+                        .filter(move |r| via(r) == phase)
+                        .map(move |r| {
+                            let msg = route_message(r, d.table, d.protocol, by_name, false);
+                            (i, d.table, "add", msg, NLM_F_CREATE | NLM_F_EXCL, r)
+                        })
+                }))
+                .await;
+            tally_tagged(adds, &mut stats, &mut errors, |s| &mut s.added);
+        }
+        Ok(stats
+            .into_iter()
+            .zip(errors)
+            .map(|(stats, errors)| {
+                if errors.is_empty() {
+                    Ok(stats)
+                } else {
+                    Err(Error::Apply { stats, errors })
+                }
+            })
+            .collect())
+    }
+
+    async fn run_tagged<'a>(
+        &self,
+        ops: impl Iterator<
+            Item = (
+                usize,
+                u32,
+                &'static str,
+                Result<RouteMessage, Error>,
+                u16,
+                &'a Route,
+            ),
+        >,
+    ) -> Vec<(usize, Result<(), Error>)> {
+        stream::iter(ops)
+            .map(|(i, table, op, msg, flags, r)| async move {
+                let res = async {
+                    let msg = msg?;
+                    let nl = if op == "delete" {
+                        RouteNetlinkMessage::DelRoute(msg)
+                    } else {
+                        RouteNetlinkMessage::NewRoute(msg)
+                    };
+                    self.ack(nl, flags).await.map_err(|source| Error::Route {
+                        op,
+                        route: r.to_string(),
+                        table,
+                        source,
+                    })
+                }
+                .await;
+                (i, res)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await
+    }
+
     async fn run_ops<'a>(
         &self,
         table: u32,
@@ -443,6 +570,20 @@ impl Reconciler {
         };
         self.apply_rules(&plan).await?;
         Ok(true)
+    }
+}
+
+fn tally_tagged(
+    results: Vec<(usize, Result<(), Error>)>,
+    stats: &mut [ReconcileStats],
+    errors: &mut [Vec<Error>],
+    count: impl Fn(&mut ReconcileStats) -> &mut usize,
+) {
+    for (i, r) in results {
+        match r {
+            Ok(()) => *count(&mut stats[i]) += 1,
+            Err(e) => errors[i].push(e),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! the kernel copy every notification to every socket).
 
 use std::collections::BTreeSet;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, RwLock};
 
 use futures::channel::mpsc::UnboundedReceiver;
@@ -16,6 +17,31 @@ use crate::{Error, RouteChange, RouteEvent};
 
 /// The tables a [`TablesWatch`] reports; change it at any time.
 pub type WatchedTables = Arc<RwLock<BTreeSet<u32>>>;
+
+/// The receive buffer asked for (a burst of 10,000 routes is ~1.5 MB of notifications).
+const RX_BUFFER: libc::c_int = 16 << 20;
+
+/// What a [`TablesWatch`] reports.
+#[derive(Debug, Clone)]
+pub enum TablesChange {
+    /// A route changed in this table.
+    Route(u32, RouteEvent),
+    /// The socket overflowed: notifications were lost.
+    Overrun,
+}
+
+/// Sets the socket's receive buffer to `size` (`SO_RCVBUFFORCE` as root, else `SO_RCVBUF`,
+/// capped by `net.core.rmem_max`); best effort.
+fn grow_rx_buffer(fd: std::os::fd::RawFd, size: libc::c_int) {
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let p = &size as *const libc::c_int as *const libc::c_void;
+    // SAFETY: `fd` is an open socket and `p` points to a c_int of `len` bytes.
+    let forced = unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, p, len) };
+    if forced != 0 {
+        // SAFETY: as above.
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, p, len) };
+    }
+}
 
 /// A subscription to IPv4 and IPv6 route notifications, filtered to the tables of a shared set.
 #[derive(Debug)]
@@ -34,6 +60,8 @@ impl TablesWatch {
             MulticastGroup::Ipv6Route,
         ])
         .map_err(Error::Connect)?;
+        let mut conn = conn;
+        grow_rx_buffer(conn.socket_mut().as_raw_fd(), RX_BUFFER);
         tokio::spawn(conn);
         Ok(TablesWatch {
             tables,
@@ -43,9 +71,23 @@ impl TablesWatch {
     }
 
     /// The next change in one of the tables, with its table; `None` when the socket closed.
+    /// Lost notifications (socket overrun) are skipped: see [`TablesWatch::next_change`].
     pub async fn next(&mut self) -> Option<(u32, RouteEvent)> {
         loop {
+            if let TablesChange::Route(t, ev) = self.next_change().await? {
+                return Some((t, ev));
+            }
+        }
+    }
+
+    /// The next change in one of the tables, or [`TablesChange::Overrun`] when the kernel
+    /// dropped notifications (the tables must be read again); `None` when the socket closed.
+    pub async fn next_change(&mut self) -> Option<TablesChange> {
+        loop {
             let (msg, _) = self.rx.next().await?;
+            if let NetlinkPayload::Overrun(_) = msg.payload {
+                return Some(TablesChange::Overrun);
+            }
             let replace = msg.header.flags & NLM_F_REPLACE != 0;
             let (change, r) = match msg.payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) if replace => {
@@ -67,7 +109,7 @@ impl TablesWatch {
             let Some(o) = parse_route(&r, &Default::default()) else {
                 continue;
             };
-            return Some((
+            return Some(TablesChange::Route(
                 table,
                 RouteEvent {
                     change,

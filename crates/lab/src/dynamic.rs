@@ -58,6 +58,20 @@ impl DynAgent {
         crate::util::tail_file(&self.log, n)
     }
 
+    /// SIGTERM (an orderly stop, as `systemctl restart` does) and reap; SIGKILL if it has not
+    /// exited after 30 s (a hang, not a timing check: the caller sees it in the log).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            crate::process::signal(c.id(), libc::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while matches!(c.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -70,6 +84,51 @@ impl DynAgent {
 impl Drop for DynAgent {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// `ip -o monitor route` in a chassis namespace, its output in a file; killed on drop.
+#[derive(Debug)]
+pub struct RouteMonitor {
+    child: Option<Child>,
+    out: PathBuf,
+}
+
+impl RouteMonitor {
+    /// Every notification line so far.
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The notifications so far of protocol-84 routes in table [`DYN_TABLE`] (`Deleted ...` for
+    /// removals).
+    pub fn ovn_lines(&self) -> Vec<String> {
+        let t = format!("table {DYN_TABLE} ");
+        self.lines()
+            .into_iter()
+            .filter(|l| {
+                let l = format!("{l} ");
+                l.contains(&t) && (l.contains(" proto 84 ") || l.contains(" proto ovn "))
+            })
+            .collect()
+    }
+
+    /// Kills `ip monitor`.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -303,6 +362,68 @@ impl DynamicLab {
             log,
         });
         Ok(())
+    }
+
+    /// Starts `ip -o monitor route` in chassis `i`'s namespace and returns once it listens: a
+    /// marker route (table [`DYN_TABLE`] + 1, added and deleted here) has shown up in its output.
+    pub fn monitor_routes(&self, i: usize, timeout: Duration) -> Result<RouteMonitor> {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = self.tmp.path().join(format!("monitor-{i}-{n}.log"));
+        let f = std::fs::File::create(&out).map_err(|e| LabError::io("create monitor log", e))?;
+        let child = self
+            .lab
+            .chassis(i)
+            .netns()
+            .command("ip")
+            .args(["-o", "monitor", "route"])
+            .stdin(Stdio::null())
+            .stdout(f)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| LabError::io("spawn ip monitor", e))?;
+        let m = RouteMonitor {
+            child: Some(child),
+            out,
+        };
+        let marker = format!("192.0.2.{}", 200 + n % 50);
+        let table = (DYN_TABLE + 1).to_string();
+        wait_until("ip monitor listening", timeout, |last| {
+            let _ = self.ip(i, &["route", "del", "blackhole", &marker, "table", &table]);
+            self.ip(i, &["route", "add", "blackhole", &marker, "table", &table])?;
+            let lines = m.lines();
+            *last = format!("{lines:?}");
+            Ok(lines.iter().any(|l| l.contains(&marker)).then_some(()))
+        })?;
+        self.ip(i, &["route", "del", "blackhole", &marker, "table", &table])?;
+        Ok(m)
+    }
+
+    /// The marked (learned) static routes of the NB: `PREFIX NEXTHOP _UUID`, sorted.
+    pub fn nb_learned_uuids(&self) -> Result<Vec<String>> {
+        let out = self.lab.nbctl(&[
+            "--format=csv",
+            "--data=bare",
+            "--no-headings",
+            "--columns=_uuid,ip_prefix,nexthop,external_ids",
+            "list",
+            "Logical_Router_Static_Route",
+        ])?;
+        let mut v: Vec<String> = out
+            .lines()
+            .filter(|l| l.contains("ovn-route:owner=dynamic-routing"))
+            .map(|l| {
+                let c: Vec<&str> = l.splitn(4, ',').collect();
+                format!(
+                    "{} {} {}",
+                    c.get(1).copied().unwrap_or(""),
+                    c.get(2).copied().unwrap_or(""),
+                    c[0]
+                )
+            })
+            .collect();
+        v.sort();
+        Ok(v)
     }
 
     /// `ip route show table 1000 proto PROTO` in chassis `i` (sorted lines).

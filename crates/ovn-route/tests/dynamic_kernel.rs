@@ -171,6 +171,106 @@ fn kernel_tier_dynamic_vrf_frr_learn_and_cleanup() {
         Ok(have.is_empty().then_some(()))
     });
 
+    // Each redistribute type at the upstream peer (expected sets written from upstream's rules:
+    // MED = metric, 100 when the tracked port is bound here, 1000 otherwise or untracked).
+    check(
+        &x,
+        x.lab
+            .nbctl(&["lr-route-add", "lr0", "192.168.50.0/24", "10.0.0.50"]),
+    );
+    check(
+        &x,
+        x.lab
+            .lb_add("lb0", "172.16.0.100:80", &["10.0.0.11:8080"], Some("tcp")),
+    );
+    check(&x, x.lab.lr_lb_add("lr0", "lb0"));
+    let all = [
+        "10.0.0.0/24",
+        "10.0.0.1/32",
+        "10.0.0.11/32",
+        "172.16.0.1/32",
+        "172.16.0.100/32",
+        "192.168.50.0/24",
+    ];
+    let cases: &[(&str, &[(&str, u64)])] = &[
+        ("connected", &[("10.0.0.0/24", 1000)]),
+        (
+            "connected-as-host",
+            &[
+                ("10.0.0.1/32", 1000),
+                ("10.0.0.11/32", 100),
+                ("172.16.0.1/32", 100),
+            ],
+        ),
+        ("static", &[("192.168.50.0/24", 1000)]),
+        ("nat", &[("172.16.0.1/32", 100)]),
+        ("lb", &[("172.16.0.100/32", 100)]),
+        (
+            "connected,nat",
+            &[("10.0.0.0/24", 1000), ("172.16.0.1/32", 100)],
+        ),
+    ];
+    for (redistribute, want) in cases {
+        check(
+            &x,
+            x.lab.nbctl(&[
+                "set",
+                "Logical_Router",
+                "lr0",
+                &format!("options:dynamic-routing-redistribute=\"{redistribute}\""),
+            ]),
+        );
+        wait(&x, &format!("upstream paths for {redistribute}"), |last| {
+            let mut ok = true;
+            let mut seen = vec![];
+            for p in all {
+                let have = x.upstream_path(p)?;
+                let expect = want
+                    .iter()
+                    .find(|(w, _)| *w == p)
+                    .map(|(_, med)| (DYN_CHASSIS_ADDR.to_string(), *med));
+                ok &= have == expect;
+                seen.push(format!("{p}: {have:?}"));
+            }
+            *last = seen.join(", ");
+            Ok(ok.then_some(()))
+        });
+    }
+
+    // FRR restart: the agent does not touch the table (no protocol-84 route deleted or added);
+    // it re-applies its instance and the peer learns the routes again.
+    let mon = check(&x, x.monitor_routes(0, WAIT));
+    let r = x.bgp.as_mut().unwrap().frr.restart();
+    check(&x, r);
+    wait(
+        &x,
+        "the agent's FRR instance after the FRR restart",
+        |last| {
+            *last = frr_conf(&x);
+            Ok(last
+                .contains(&format!("router bgp 64999 vrf {VRF}\n"))
+                .then_some(()))
+        },
+    );
+    for (prefix, med) in [("172.16.0.1/32", 100), ("10.0.0.0/24", 1000)] {
+        wait(
+            &x,
+            &format!("upstream path to {prefix} after the FRR restart"),
+            |last| {
+                let p = x.upstream_path(prefix)?;
+                *last = format!("{p:?}");
+                Ok((p == Some((DYN_CHASSIS_ADDR.to_string(), med))).then_some(()))
+            },
+        );
+    }
+    let flaps = mon.ovn_lines();
+    assert!(
+        flaps.is_empty(),
+        "FRR restart: advertised routes changed: {flaps:?}\n{}",
+        x.dump()
+    );
+    drop(mon);
+
     // maintain-vrf off: our VRF is deleted (the routes stay in table 1000).
     set_maintain_vrf(&x, false);
     wait(&x, "our VRF deleted", |last| {

@@ -411,6 +411,11 @@ fn static_routes(
         if sr.nexthop() == "discard" || sr.policy() == Some("src-ip") {
             continue;
         }
+        // Routes we learned are not the operator's static routes (upstream keeps them apart, in
+        // Learned_Route): advertising them would send the peer's routes back to it.
+        if super::learn::is_ours(&sr) {
+            continue;
+        }
         let Some(prefix) = parse_prefix(sr.ip_prefix()) else {
             continue;
         };
