@@ -4,13 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteType, RouteVia,
+    RouteAddress, RouteAttribute, RouteMessage, RouteType, RouteVia,
 };
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_packet_route::AddressFamily;
 
-use crate::reconciler::{parse_route, route_table};
+use crate::reconciler::parse_route;
 use crate::types::IpNet;
 use crate::{Error, ObservedRoute, Reconciler};
 
@@ -113,71 +112,19 @@ pub(crate) fn table_route(r: &RouteMessage, names: &HashMap<u32, String>) -> Opt
 impl Reconciler {
     /// Every unicast route of `table` (both families, all protocols) with all its next hops.
     pub async fn observe_nexthops(&self, table: u32) -> Result<Vec<TableRoute>, Error> {
-        let names: HashMap<u32, String> = self
-            .all_links()
-            .await?
-            .into_iter()
-            .map(|l| (l.index, l.name))
-            .collect();
-        let mut out = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut m = RouteMessage::default();
-            m.header.address_family = family;
-            let routes = self
-                .dump_with("routes", RouteNetlinkMessage::GetRoute(m), |m| {
-                    match m.payload {
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
-                            if route_table(&r) == table
-                                && !r.header.flags.contains(RouteFlags::Cloned) =>
-                        {
-                            table_route(&r, &names)
-                        }
-                        _ => None,
-                    }
-                })
-                .await?;
-            out.extend(routes);
-        }
-        Ok(out)
+        let mut all = self
+            .dump_tables(&BTreeSet::from([table]), table_route)
+            .await?;
+        Ok(all.remove(&table).unwrap_or_default())
     }
-}
 
-impl Reconciler {
     /// [`Reconciler::observe_nexthops`] for several tables at once, from one dump per family
     /// (every table present in `tables` has an entry, empty when it holds no route).
     pub async fn observe_nexthops_tables(
         &self,
         tables: &BTreeSet<u32>,
     ) -> Result<BTreeMap<u32, Vec<TableRoute>>, Error> {
-        let names: HashMap<u32, String> = self
-            .all_links()
-            .await?
-            .into_iter()
-            .map(|l| (l.index, l.name))
-            .collect();
-        let mut out: BTreeMap<u32, Vec<TableRoute>> =
-            tables.iter().map(|t| (*t, Vec::new())).collect();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut m = RouteMessage::default();
-            m.header.address_family = family;
-            let routes = self
-                .dump_with("routes", RouteNetlinkMessage::GetRoute(m), |m| {
-                    match m.payload {
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
-                            if tables.contains(&route_table(&r))
-                                && !r.header.flags.contains(RouteFlags::Cloned) =>
-                        {
-                            Some((route_table(&r), table_route(&r, &names)?))
-                        }
-                        _ => None,
-                    }
-                })
-                .await?;
-            for (t, r) in routes {
-                out.entry(t).or_default().push(r);
-            }
-        }
-        Ok(out)
+        self.dump_tables(tables, table_route).await
     }
 
     /// Every route of each of `tables` (both families, all protocols), as
@@ -187,34 +134,6 @@ impl Reconciler {
         &self,
         tables: &BTreeSet<u32>,
     ) -> Result<BTreeMap<u32, Vec<ObservedRoute>>, Error> {
-        let names: HashMap<u32, String> = self
-            .all_links()
-            .await?
-            .into_iter()
-            .map(|l| (l.index, l.name))
-            .collect();
-        let mut out: BTreeMap<u32, Vec<ObservedRoute>> =
-            tables.iter().map(|t| (*t, Vec::new())).collect();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut m = RouteMessage::default();
-            m.header.address_family = family;
-            let routes = self
-                .dump_with("routes", RouteNetlinkMessage::GetRoute(m), |m| {
-                    match m.payload {
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
-                            if tables.contains(&route_table(&r))
-                                && !r.header.flags.contains(RouteFlags::Cloned) =>
-                        {
-                            Some((route_table(&r), parse_route(&r, &names)?))
-                        }
-                        _ => None,
-                    }
-                })
-                .await?;
-            for (t, r) in routes {
-                out.entry(t).or_default().push(r);
-            }
-        }
-        Ok(out)
+        self.dump_tables(tables, parse_route).await
     }
 }

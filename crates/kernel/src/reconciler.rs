@@ -1,6 +1,6 @@
 //! The rtnetlink side: observe, apply and reconcile routes and rules.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use futures::stream::{self, StreamExt};
@@ -182,10 +182,16 @@ impl Reconciler {
         Ok((by_index, by_name))
     }
 
-    /// Every route of `table` (both families, all protocols).
-    pub async fn observe_table(&self, table: u32) -> Result<Vec<ObservedRoute>, Error> {
+    /// The routes of each of `tables` (both families, all protocols, not cached clones), each made
+    /// into a `T` by `parse` (given the interface names by index), from one dump per family;
+    /// every table of `tables` has an entry, empty when it holds no route.
+    pub(crate) async fn dump_tables<T>(
+        &self,
+        tables: &BTreeSet<u32>,
+        parse: impl Fn(&RouteMessage, &HashMap<u32, String>) -> Option<T>,
+    ) -> Result<BTreeMap<u32, Vec<T>>, Error> {
         let (names, _) = self.links().await?;
-        let mut out = Vec::new();
+        let mut out: BTreeMap<u32, Vec<T>> = tables.iter().map(|t| (*t, Vec::new())).collect();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut m = RouteMessage::default();
             m.header.address_family = family;
@@ -193,18 +199,28 @@ impl Reconciler {
                 .dump_with("routes", RouteNetlinkMessage::GetRoute(m), |m| {
                     match m.payload {
                         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r))
-                            if route_table(&r) == table
+                            if tables.contains(&route_table(&r))
                                 && !r.header.flags.contains(RouteFlags::Cloned) =>
                         {
-                            parse_route(&r, &names)
+                            Some((route_table(&r), parse(&r, &names)?))
                         }
                         _ => None,
                     }
                 })
                 .await?;
-            out.extend(routes);
+            for (t, r) in routes {
+                out.entry(t).or_default().push(r);
+            }
         }
         Ok(out)
+    }
+
+    /// Every route of `table` (both families, all protocols).
+    pub async fn observe_table(&self, table: u32) -> Result<Vec<ObservedRoute>, Error> {
+        let mut all = self
+            .dump_tables(&BTreeSet::from([table]), parse_route)
+            .await?;
+        Ok(all.remove(&table).unwrap_or_default())
     }
 
     /// Our routes (protocol `protocol`) in `table`, both families.
