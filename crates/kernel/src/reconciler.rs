@@ -248,71 +248,16 @@ impl Reconciler {
         plan: &RouteDiff,
         foreign: &BTreeSet<RouteKey>,
     ) -> Result<ReconcileStats, Error> {
-        let (_, by_name) = self.links().await?;
-        let mut stats = ReconcileStats {
-            unchanged: plan.unchanged,
-            ..Default::default()
+        let diff = TableDiff {
+            table,
+            protocol,
+            plan,
+            foreign,
         };
-        let mut errors = Vec::new();
-
-        let dels = self
-            .run_ops(
-                table,
-                plan.to_delete.iter().map(|r| {
-                    (
-                        "delete",
-                        route_message(r, table, protocol, &by_name, true),
-                        0,
-                        r,
-                    )
-                }),
-            )
-            .await;
-        tally(dels, &mut stats.deleted, &mut errors);
-
-        // Routes through a gateway need the gateway's own (device) route in the table first, and
-        // a gateway moving to another device needs that route moved first (else the kernel finds
-        // the gateway unreachable through the new device): replace and add the others, then those.
-        let via = |r: &&Route| matches!(r.kind, RouteKind::Unicast { via: Some(_), .. });
-        for phase in [false, true] {
-            let reps = self
-                .run_ops(
-                    table,
-                    plan.to_replace.iter().filter(|r| via(r) == phase).map(|r| {
-                        let msg = if foreign.contains(&r.key()) {
-                            Err(Error::ForeignConflict {
-                                route: r.to_string(),
-                                table,
-                            })
-                        } else {
-                            route_message(r, table, protocol, &by_name, false)
-                        };
-                        ("replace", msg, NLM_F_CREATE | NLM_F_REPLACE, r)
-                    }),
-                )
-                .await;
-            tally(reps, &mut stats.replaced, &mut errors);
-            let adds = self
-                .run_ops(
-                    table,
-                    plan.to_add.iter().filter(|r| via(r) == phase).map(|r| {
-                        (
-                            "add",
-                            route_message(r, table, protocol, &by_name, false),
-                            NLM_F_CREATE | NLM_F_EXCL,
-                            r,
-                        )
-                    }),
-                )
-                .await;
-            tally(adds, &mut stats.added, &mut errors);
-        }
-
-        if errors.is_empty() {
-            Ok(stats)
-        } else {
-            Err(Error::Apply { stats, errors })
-        }
+        self.apply_many(std::slice::from_ref(&diff))
+            .await?
+            .pop()
+            .expect("one result per diff")
     }
 
     /// [`Reconciler::apply`] for many tables at once: one link dump, and the operations of every
@@ -423,31 +368,6 @@ impl Reconciler {
                 }
                 .await;
                 (i, res)
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await
-    }
-
-    async fn run_ops<'a>(
-        &self,
-        table: u32,
-        ops: impl Iterator<Item = (&'static str, Result<RouteMessage, Error>, u16, &'a Route)>,
-    ) -> Vec<Result<(), Error>> {
-        stream::iter(ops)
-            .map(|(op, msg, flags, r)| async move {
-                let msg = msg?;
-                let nl = if op == "delete" {
-                    RouteNetlinkMessage::DelRoute(msg)
-                } else {
-                    RouteNetlinkMessage::NewRoute(msg)
-                };
-                self.ack(nl, flags).await.map_err(|source| Error::Route {
-                    op,
-                    route: r.to_string(),
-                    table,
-                    source,
-                })
             })
             .buffer_unordered(self.concurrency)
             .collect()
@@ -599,15 +519,6 @@ fn tally_tagged(
         match r {
             Ok(()) => *count(&mut stats[i]) += 1,
             Err(e) => errors[i].push(e),
-        }
-    }
-}
-
-fn tally(results: Vec<Result<(), Error>>, count: &mut usize, errors: &mut Vec<Error>) {
-    for r in results {
-        match r {
-            Ok(()) => *count += 1,
-            Err(e) => errors.push(e),
         }
     }
 }

@@ -109,6 +109,44 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
+    /// Writes `config` to `dir/agent.conf` and starts `binary agent` with it in chassis `c`'s
+    /// namespace (log `dir/agent.log`, `RUST_LOG` from `OVNR_AGENT_LOG`, default
+    /// `info,ovn_route_agent=debug`).
+    pub fn start_in(
+        c: &crate::chassis::Chassis,
+        dir: &Path,
+        binary: &Path,
+        config: &str,
+    ) -> Result<AgentProcess> {
+        std::fs::create_dir_all(dir).map_err(|e| LabError::io("mkdir", e))?;
+        let path = dir.join("agent.conf");
+        std::fs::write(&path, config).map_err(|e| LabError::io("write agent.conf", e))?;
+        let mut env = c.env();
+        env.push((
+            "RUST_LOG".into(),
+            std::env::var("OVNR_AGENT_LOG").unwrap_or_else(|_| "info,ovn_route_agent=debug".into()),
+        ));
+        let mut a = AgentProcess {
+            child: None,
+            cmd: vec![
+                "ip".into(),
+                "netns".into(),
+                "exec".into(),
+                c.netns().name().into(),
+                binary.display().to_string(),
+                "agent".into(),
+                "--config".into(),
+                path.display().to_string(),
+            ],
+            env,
+            log: dir.join("agent.log"),
+            config: path,
+            status_socket: dir.join("status.sock"),
+        };
+        a.spawn()?;
+        Ok(a)
+    }
+
     fn spawn(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -331,33 +369,7 @@ impl ExposureLab {
     pub fn start_agent(&mut self, i: usize, binary: &Path, config: &str) -> Result<()> {
         let c = self.lab.chassis(i);
         let dir = self.tmp.path().join(c.name());
-        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("mkdir", e))?;
-        let path = dir.join("agent.conf");
-        std::fs::write(&path, config).map_err(|e| LabError::io("write agent.conf", e))?;
-        let mut env = c.env();
-        env.push((
-            "RUST_LOG".into(),
-            std::env::var("OVNR_AGENT_LOG").unwrap_or_else(|_| "info,ovn_route_agent=debug".into()),
-        ));
-        let mut a = AgentProcess {
-            child: None,
-            cmd: vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                c.netns().name().into(),
-                binary.display().to_string(),
-                "agent".into(),
-                "--config".into(),
-                path.display().to_string(),
-            ],
-            env,
-            log: dir.join("agent.log"),
-            config: path,
-            status_socket: dir.join("status.sock"),
-        };
-        a.spawn()?;
-        self.agents[i] = Some(a);
+        self.agents[i] = Some(AgentProcess::start_in(c, &dir, binary, config)?);
         Ok(())
     }
 

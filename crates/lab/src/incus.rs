@@ -15,14 +15,14 @@
 //! prefers hv1 as its gateway chassis.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
 use crate::chassis::ChassisSpec;
 use crate::error::{LabError, Result};
+use crate::exposure::AgentProcess;
 use crate::frr::{BgpConfig, FrrRouter};
 use crate::lab::Lab;
 use crate::netns::{Netns, Veth, VethEnd};
@@ -161,69 +161,11 @@ fn network6_of(cidr: &str) -> Result<std::net::Ipv6Addr> {
     Ok(std::net::Ipv6Addr::from(u128::from(a) & mask))
 }
 
-/// A running `ovn-route agent` in a chassis namespace; killed on drop.
-#[derive(Debug)]
-pub struct LabAgent {
-    child: Option<Child>,
-    cmd: Vec<String>,
-    env: Vec<(String, String)>,
-    /// Its log file.
-    pub log: PathBuf,
-    /// Its status socket.
-    pub status_socket: PathBuf,
-}
-
-impl LabAgent {
-    /// Starts it (again).
-    pub fn start(&mut self) -> Result<()> {
-        if self.child.is_some() {
-            return Ok(());
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| LabError::io(format!("open {}", self.log.display()), e))?;
-        let err = log.try_clone().map_err(|e| LabError::io("clone log", e))?;
-        let child = Command::new(&self.cmd[0])
-            .args(&self.cmd[1..])
-            .envs(self.env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| LabError::io(format!("spawn {}", self.cmd.join(" ")), e))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The last `n` lines of its log.
-    pub fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-impl Drop for LabAgent {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// The whole scenario.
 #[derive(Debug)]
 pub struct IncusLab {
     /// Agents by chassis index.
-    pub agents: Vec<Option<LabAgent>>,
+    pub agents: Vec<Option<AgentProcess>>,
     /// The chassis' FRRs.
     pub frr: Vec<FrrRouter>,
     /// The upstream router on the LAN.
@@ -344,34 +286,12 @@ impl IncusLab {
     pub fn start_agent(&mut self, i: usize, binary: &Path, config: &str) -> Result<()> {
         let c = self.lab.chassis(i);
         let dir = self.tmp.path().join(c.name());
-        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("mkdir", e))?;
-        let path = dir.join("agent.conf");
-        std::fs::write(&path, config).map_err(|e| LabError::io("write agent.conf", e))?;
-        let mut env = c.env();
-        env.push(("RUST_LOG".into(), "info,ovn_route_agent=debug".into()));
-        let mut a = LabAgent {
-            child: None,
-            cmd: vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                c.netns().name().into(),
-                binary.display().to_string(),
-                "agent".into(),
-                "--config".into(),
-                path.display().to_string(),
-            ],
-            env,
-            log: dir.join("agent.log"),
-            status_socket: dir.join("status.sock"),
-        };
-        a.start()?;
-        self.agents[i] = Some(a);
+        self.agents[i] = Some(AgentProcess::start_in(c, &dir, binary, config)?);
         Ok(())
     }
 
     /// The agent of chassis `i`.
-    pub fn agent(&mut self, i: usize) -> &mut LabAgent {
+    pub fn agent(&mut self, i: usize) -> &mut AgentProcess {
         self.agents[i].as_mut().expect("agent started")
     }
 

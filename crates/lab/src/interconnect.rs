@@ -158,21 +158,7 @@ impl IcLab {
             .start()?;
         lab.nbctl(&["set", "NB_Global", ".", &format!("name={name}")])?;
         let net = PeerNet::new(i);
-        lab.lr_add(&net.router)?;
-        lab.ls_add(&net.switch)?;
-        lab.connect_router(
-            &net.router,
-            &format!("{}-int", net.router),
-            &net.gw_mac,
-            &[&format!("{}/24", net.gw_ip)],
-            &net.switch,
-        )?;
-        lab.add_vif_port(
-            &net.switch,
-            &net.vm,
-            &format!("{} {}", net.vm_mac, net.vm_ip),
-            &chassis,
-        )?;
+        net.create(&lab, &chassis)?;
         let dir = lab.dir().to_path_buf();
         let ctl = dir.join("ovn-ic.ctl");
         let mut spec = DaemonSpec::new("ovn-ic", "ovn-ic", &dir, "ovn-ic").args([

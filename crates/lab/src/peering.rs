@@ -42,6 +42,26 @@ pub struct PeerNet {
 }
 
 impl PeerNet {
+    /// Creates the router, its switch and the VM port (bound to `chassis`) in `lab`'s NB.
+    pub fn create(&self, lab: &Lab, chassis: &str) -> Result<()> {
+        lab.lr_add(&self.router)?;
+        lab.ls_add(&self.switch)?;
+        lab.connect_router(
+            &self.router,
+            &format!("{}-int", self.router),
+            &self.gw_mac,
+            &[&format!("{}/24", self.gw_ip)],
+            &self.switch,
+        )?;
+        lab.add_vif_port(
+            &self.switch,
+            &self.vm,
+            &format!("{} {}", self.vm_mac, self.vm_ip),
+            chassis,
+        )?;
+        Ok(())
+    }
+
     /// The names and addresses of network `i`.
     pub fn new(i: u32) -> PeerNet {
         PeerNet {
@@ -95,21 +115,7 @@ impl PeeringLab {
     pub fn add_network(&mut self, i: u32) -> Result<PeerNet> {
         let net = PeerNet::new(i);
         let lab = &self.lab;
-        lab.lr_add(&net.router)?;
-        lab.ls_add(&net.switch)?;
-        lab.connect_router(
-            &net.router,
-            &format!("{}-int", net.router),
-            &net.gw_mac,
-            &[&format!("{}/24", net.gw_ip)],
-            &net.switch,
-        )?;
-        lab.add_vif_port(
-            &net.switch,
-            &net.vm,
-            &format!("{} {}", net.vm_mac, net.vm_ip),
-            "hv1",
-        )?;
+        net.create(lab, "hv1")?;
         lab.connect_router(
             &net.router,
             &net.uplink_port(),
