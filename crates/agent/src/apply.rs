@@ -668,3 +668,36 @@ pub fn wired_text(plan: &HostPlan, bridge: &str, prefix: &ovn_route_kernel::IpNe
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One missing device fails every route through it: the report keeps a few examples and a
+    /// count, and still counts what succeeded.
+    #[test]
+    fn apply_errors_are_capped_with_a_count() {
+        let errors: Vec<ovn_route_kernel::Error> = (0..8)
+            .map(|i| ovn_route_kernel::Error::NoSuchLink {
+                name: format!("br-ex.{i}"),
+            })
+            .collect();
+        let stats = ReconcileStats {
+            added: 2,
+            ..Default::default()
+        };
+        let mut r = ApplyReport::default();
+        r.record(
+            "route",
+            "table 200",
+            Err(ovn_route_kernel::Error::Apply { stats, errors }),
+        );
+        assert_eq!(r.errors.len(), MAX_ERRORS_EACH + 1, "{:?}", r.errors);
+        assert!(r.errors[0].starts_with("table 200: ") && r.errors[0].contains("br-ex.0"));
+        assert_eq!(
+            r.errors[MAX_ERRORS_EACH],
+            "table 200: 3 more route errors (the first 5 are above)"
+        );
+        assert_eq!(r.total(), 2);
+    }
+}

@@ -209,8 +209,12 @@ pub fn host_networks(main: &[ObservedRoute], local: &[ObservedRoute]) -> Vec<Hos
 
 /// Reads the host's attached networks from the kernel.
 pub async fn observe_host(rec: &Reconciler) -> Result<Vec<HostNetwork>, ovn_route_kernel::Error> {
-    let main = rec.observe_table(MAIN_TABLE).await?;
-    let local = rec.observe_table(LOCAL_TABLE).await?;
+    // One dump for both tables (each dump walks every route of the host).
+    let mut t = rec
+        .observe_tables(&std::collections::BTreeSet::from([MAIN_TABLE, LOCAL_TABLE]))
+        .await?;
+    let main = t.remove(&MAIN_TABLE).unwrap_or_default();
+    let local = t.remove(&LOCAL_TABLE).unwrap_or_default();
     Ok(host_networks(&main, &local))
 }
 

@@ -120,3 +120,21 @@ pub fn selection_specs(sel: &[ovsdb::TableSelect]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The text without ANSI escape sequences (`ESC [ ... letter`), e.g. a colored agent log line.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            for d in it.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -15,6 +15,18 @@ use ovn_route_lab::{skip_unless_root, wait_until, ExposureLab};
 mod common;
 use common::bin;
 
+/// What the upstream learns in routes mode (tenant network as a subnet), IPv4 and IPv6.
+const ROUTES_MODE_V4: &[&str] = &[
+    "10.0.0.0/24",
+    "172.16.0.1/32",
+    "172.16.0.10/32",
+    "172.16.0.101/32",
+    "172.16.0.102/32",
+    "172.16.0.11/32",
+    "172.16.0.200/32",
+];
+const ROUTES_MODE_V6: &[&str] = &["2001:db8:ff::11/128", "2001:db8:ff::1/128", "fd00::/64"];
+
 /// Generous: the VM emulates its CPU in software.
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -175,19 +187,7 @@ fn kernel_tier_exposure_vrf_routes_addresses_and_cleanup() {
     // exposed prefixes are routes in the VRF's table (proto 201) that FRR leaks into the
     // default instance.
     start_agents(&mut x, VrfAdvertise::Routes);
-    expect_upstream(
-        &mut x,
-        &[
-            "10.0.0.0/24",
-            "172.16.0.1/32",
-            "172.16.0.10/32",
-            "172.16.0.101/32",
-            "172.16.0.102/32",
-            "172.16.0.11/32",
-            "172.16.0.200/32",
-        ],
-        &["2001:db8:ff::11/128", "2001:db8:ff::1/128", "fd00::/64"],
-    );
+    expect_upstream(&mut x, ROUTES_MODE_V4, ROUTES_MODE_V6);
     for i in 0..2 {
         expect_clean_status(&mut x, i);
     }
@@ -288,19 +288,7 @@ fn kernel_tier_exposure_vrf_routes_addresses_and_cleanup() {
         neigh.contains("172.16.0.1 lladdr"),
         "gateway neighbour: {neigh}"
     );
-    expect_upstream(
-        &mut x,
-        &[
-            "10.0.0.0/24",
-            "172.16.0.1/32",
-            "172.16.0.10/32",
-            "172.16.0.101/32",
-            "172.16.0.102/32",
-            "172.16.0.11/32",
-            "172.16.0.200/32",
-        ],
-        &["2001:db8:ff::11/128", "2001:db8:ff::1/128", "fd00::/64"],
-    );
+    expect_upstream(&mut x, ROUTES_MODE_V4, ROUTES_MODE_V6);
     x.lab
         .nbctl(&["clear", "logical_switch_port", "ln-public", "tag"])
         .unwrap();

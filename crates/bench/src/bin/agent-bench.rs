@@ -2093,23 +2093,6 @@ impl Completion {
     }
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c == '\x1b' {
-            for d in it.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Seconds of the day of a log line's RFC 3339 timestamp (`2026-01-01T08:09:48.420138Z ...`).
 fn log_time(line: &str) -> Option<f64> {
     let ts = line.split_whitespace().next()?;
@@ -2136,7 +2119,7 @@ fn after_first_pass(log_text: &str) -> Option<f64> {
 }
 
 fn parse_reconciled_ms(log: &Path) -> Vec<f64> {
-    let text = strip_ansi(&std::fs::read_to_string(log).unwrap_or_default());
+    let text = ovn_route_bench::strip_ansi(&std::fs::read_to_string(log).unwrap_or_default());
     text.lines()
         .filter(|l| l.contains("reconciled"))
         .filter_map(|l| l.split("ms=").nth(1))
@@ -2193,7 +2176,7 @@ fn once(ctx: &mut Ctx, i: usize, want: (usize, usize), dump: bool) -> Result<Opt
     drop(mon);
     let rel = |x: Option<Instant>| x.map(|x| r3((x - t0).as_secs_f64()));
     let passes = parse_reconciled_ms(&log);
-    let log_text = strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default());
+    let log_text = ovn_route_bench::strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default());
     let frr_warn = log_text
         .lines()
         .filter(|l| l.contains("FRR block not applied"))

@@ -510,7 +510,7 @@ impl Agent {
             self.check_alive()?;
             let f = std::fs::File::open(&self.log)?;
             for line in BufReader::new(f).lines() {
-                let line = strip_ansi(&line?);
+                let line = ovn_route_bench::strip_ansi(&line?);
                 if line.contains("reconciled") {
                     let ts = line.split_whitespace().next().unwrap_or("");
                     let at = parse_rfc3339(ts).with_context(|| format!("timestamp of {line}"))?;
@@ -615,22 +615,4 @@ fn parse_rfc3339(ts: &str) -> Option<SystemTime> {
     let days = era * 146_097 + doe - 719_468;
     let secs = days as f64 * 86_400.0 + (h * 3600 + min * 60) as f64 + s;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
-}
-
-/// The text without ANSI escape sequences (`ESC [ ... letter`).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c == '\u{1b}' {
-            for d in it.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
