@@ -42,6 +42,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 START=$(date +%s)
+# Disk is what a CI build runs out of first: say how much there is.
+log "disk free: $(df -h --output=avail "${CARGO_TARGET_DIR:-$REPO}" 2>/dev/null | tail -n 1 | tr -d ' ')"
 if [ "$INSTALL" -eq 1 ]; then
     log "=== install: scripts/install-deps.sh"
     if ! "$SCRIPT_DIR/install-deps.sh" </dev/null; then
@@ -63,6 +65,9 @@ if [ -t 1 ]; then
     export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-always}
     FMT_COLOR=always
 fi
+# No incremental compilation: a one-off test build gains nothing from it and its cache
+# doubles the target directory on disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 LOGS=${CARGO_TARGET_DIR:-$REPO/target}/test-logs
 mkdir -p "$LOGS"
 
@@ -103,6 +108,7 @@ strip() { sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][A-Za-z0-9]//g' "$@"; }
 PASSED=0 FAILED=0
 echo
 log "==================== recap ($(($(date +%s) - START)) s) ===================="
+log "target dir: $(du -sh "${CARGO_TARGET_DIR:-$REPO/target}" 2>/dev/null | cut -f1), disk free: $(df -h --output=avail "$REPO" | tail -n 1 | tr -d ' ')"
 for s in "${STEPS[@]}"; do
     read -r name st secs <<<"$s"
     printf 'test.sh:   %-12s %-18s %5s s\n' "$name" "$st" "$secs"
