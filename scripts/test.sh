@@ -43,7 +43,7 @@ fi
 
 START=$(date +%s)
 # Disk is what a CI build runs out of first: say how much there is.
-log "disk free: $(df -h --output=avail "${CARGO_TARGET_DIR:-$REPO}" 2>/dev/null | tail -n 1 | tr -d ' ')"
+log "disk free: $(df -h --output=avail "$REPO" | tail -n 1 | tr -d ' ')"
 if [ "$INSTALL" -eq 1 ]; then
     log "=== install: scripts/install-deps.sh"
     if ! "$SCRIPT_DIR/install-deps.sh" </dev/null; then

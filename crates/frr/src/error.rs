@@ -45,6 +45,9 @@ pub enum FrrError {
         /// What was wrong, with the output.
         detail: String,
     },
+    /// No FRR daemon's vty socket is in the directory: FRR is not running there.
+    #[error("FRR is not running: no zebra.vty or bgpd.vty in {0}")]
+    NotRunning(PathBuf),
     /// An inotify or file system operation on the vty socket directory failed.
     #[error("{what} {path}: {source}")]
     Watch {

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod addresses;
+mod bulk;
 mod error;
 mod links;
 mod neighbours;

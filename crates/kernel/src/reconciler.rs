@@ -16,6 +16,7 @@ use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::Handle;
 
+use crate::bulk::BulkSocket;
 use crate::rules::{diff_rules, DesiredRules, Family, Rule, RuleDiff, RuleSelector};
 use crate::types::{diff_owned, DesiredRoutes, IpNet, Route, RouteDiff, RouteKey, RouteKind};
 use crate::Error;
@@ -75,6 +76,8 @@ pub struct TableDiff<'a> {
 pub struct Reconciler {
     handle: Handle,
     concurrency: usize,
+    /// Route changes in batches (see [`crate::bulk`]); `None` where it could not be opened.
+    bulk: Option<BulkSocket>,
 }
 
 pub(crate) type Msg = NetlinkMessage<RouteNetlinkMessage>;
@@ -84,9 +87,17 @@ impl Reconciler {
     pub fn new() -> Result<Self, Error> {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::Connect)?;
         tokio::spawn(conn);
+        let bulk = match BulkSocket::new() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "no batched netlink socket: one request at a time");
+                None
+            }
+        };
         Ok(Reconciler {
             handle,
             concurrency: DEFAULT_CONCURRENCY,
+            bulk,
         })
     }
 
@@ -350,6 +361,9 @@ impl Reconciler {
             ),
         >,
     ) -> Vec<(usize, Result<(), Error>)> {
+        if let Some(bulk) = &self.bulk {
+            return Self::run_bulk(bulk, ops).await;
+        }
         stream::iter(ops)
             .map(|(i, table, op, msg, flags, r)| async move {
                 let res = async {
@@ -372,6 +386,61 @@ impl Reconciler {
             .buffer_unordered(self.concurrency)
             .collect()
             .await
+    }
+
+    /// [`Reconciler::run_tagged`] through the batched socket, on a blocking thread.
+    async fn run_bulk<'a>(
+        bulk: &BulkSocket,
+        ops: impl Iterator<
+            Item = (
+                usize,
+                u32,
+                &'static str,
+                Result<RouteMessage, Error>,
+                u16,
+                &'a Route,
+            ),
+        >,
+    ) -> Vec<(usize, Result<(), Error>)> {
+        let mut out = Vec::new();
+        let mut sent = Vec::new();
+        let mut requests = Vec::new();
+        for (i, table, op, msg, flags, r) in ops {
+            match msg {
+                Ok(msg) => {
+                    let nl = if op == "delete" {
+                        RouteNetlinkMessage::DelRoute(msg)
+                    } else {
+                        RouteNetlinkMessage::NewRoute(msg)
+                    };
+                    requests.push((nl, flags));
+                    sent.push((i, table, op, r));
+                }
+                Err(e) => out.push((i, Err(e))),
+            }
+        }
+        if requests.is_empty() {
+            return out;
+        }
+        let b = bulk.clone();
+        let outcomes = match tokio::task::spawn_blocking(move || b.run(requests)).await {
+            Ok(o) => o,
+            Err(_) => Vec::new(),
+        };
+        let mut outcomes = outcomes.into_iter();
+        for (i, table, op, r) in sent {
+            let res = outcomes
+                .next()
+                .unwrap_or(Err(rtnetlink::Error::RequestFailed))
+                .map_err(|source| Error::Route {
+                    op,
+                    route: r.to_string(),
+                    table,
+                    source,
+                });
+            out.push((i, res));
+        }
+        out
     }
 
     /// Observe, diff and apply for one table. Idempotent: a second run changes nothing, and a

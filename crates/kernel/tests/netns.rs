@@ -544,3 +544,54 @@ fn gateway_moving_to_another_device_replaces_its_own_route_first() {
         "{out}"
     );
 }
+
+/// Thousands of routes go through the batched socket (many requests per `send`); a route the
+/// kernel refuses in the middle of a batch fails alone, named, and the others are applied.
+#[test]
+fn batched_apply_reports_each_refusal_alone() {
+    let Some(ns) = lab() else { return };
+    let mut routes: Vec<Route> = (0..3000u32)
+        .map(|i| {
+            let p = format!("10.{}.{}.0/24", 100 + i / 256, i % 256);
+            Route::blackhole(p.parse().unwrap())
+        })
+        .collect();
+    routes.insert(
+        1500,
+        Route::dev_link("172.24.9.0/24".parse().unwrap(), "br-nope"),
+    );
+    let want = desired(&routes);
+    let err = ns.block_on(|| async move {
+        Reconciler::new()
+            .unwrap()
+            .reconcile(&want)
+            .await
+            .unwrap_err()
+    });
+    let Error::Apply { stats, errors } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(stats.added, 3000, "{err}");
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        err.to_string().contains("172.24.9.0/24 dev br-nope"),
+        "{err}"
+    );
+    let shown = ns
+        .ip(&["route", "show", "table", &TABLE.to_string()])
+        .unwrap();
+    assert_eq!(shown.lines().count(), 3000);
+    // A second pass adopts them all and retries only the refused one.
+    let want = desired(&routes);
+    let err = ns.block_on(|| async move {
+        Reconciler::new()
+            .unwrap()
+            .reconcile(&want)
+            .await
+            .unwrap_err()
+    });
+    let Error::Apply { stats, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!((stats.added, stats.unchanged), (0, 3000), "{err}");
+}

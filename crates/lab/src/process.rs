@@ -16,8 +16,9 @@ use crate::util::tail_file;
 /// How long a one-shot command (ovn-nbctl, ovs-vsctl, ip, vtysh, ...) may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a daemon may take to create its sockets.
-pub(crate) const DAEMON_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a daemon may take to create its sockets (generous: in the kernel-tier VM, under
+/// load, zebra once took over 20 s).
+pub(crate) const DAEMON_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Renders a command line for error messages, quoting arguments that need it.
 pub fn describe(cmd: &Command) -> String {

@@ -19,6 +19,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -53,6 +54,13 @@ struct Cli {
     /// Runs of the advertise measurement and of the reference.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// The agent's `RUST_LOG` (`debug` logs each pass's stages with their durations).
+    #[arg(long, default_value = "info")]
+    agent_log: String,
+    /// A command the agent runs under, split on spaces (e.g. `perf record -g -o /tmp/perf.data
+    /// --`); its peak RSS is then the wrapper's.
+    #[arg(long)]
+    agent_wrap: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -124,7 +132,13 @@ fn main() -> Result<()> {
     for i in 0..cli.repeat {
         let last = i + 1 == cli.repeat;
         let ns = Netns::new(&format!("adv{i}"))?;
-        let mut agent = Agent::spawn(&ns, &binary, &conf, &work.join(format!("agent{i}.log")))?;
+        let mut agent = Agent::spawn(
+            &ns,
+            &binary,
+            &conf,
+            &work.join(format!("agent{i}.log")),
+            &cli,
+        )?;
         let secs = agent.first_pass(Duration::from_secs(600))?;
         let n = ns.count_routes("84")?;
         ensure!(
@@ -482,15 +496,17 @@ struct Agent {
 }
 
 impl Agent {
-    fn spawn(ns: &Netns, binary: &Path, conf: &Path, log: &Path) -> Result<Agent> {
+    fn spawn(ns: &Netns, binary: &Path, conf: &Path, log: &Path, cli: &Cli) -> Result<Agent> {
         let out = std::fs::File::create(log)?;
         let spawned = SystemTime::now();
         let child = Command::new("ip")
             .args(["netns", "exec", &ns.name])
+            .args(cli.agent_wrap.iter().flat_map(|w| w.split_whitespace()))
             .arg(binary)
             .args(["agent", "--config"])
             .arg(conf)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &cli.agent_log)
+            .process_group(0)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -582,9 +598,22 @@ impl Agent {
         Ok(())
     }
 
+    /// Stops the agent's process group: SIGINT first (a `perf record` wrapper then writes its
+    /// data and the agent exits), SIGKILL after 10 s.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+            let group = -(c.id() as libc::pid_t);
+            // SAFETY: kill(2) on the process group the child leads; no memory is involved.
+            unsafe { libc::kill(group, libc::SIGINT) };
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // SAFETY: as above (the wrapper's children too).
+            unsafe { libc::kill(group, libc::SIGKILL) };
             let _ = c.wait();
         }
     }
