@@ -423,10 +423,10 @@ impl Reconciler {
             return out;
         }
         let b = bulk.clone();
-        let outcomes = match tokio::task::spawn_blocking(move || b.run(requests)).await {
-            Ok(o) => o,
-            Err(_) => Vec::new(),
-        };
+        // A panicked task answers nothing: every request then reads as failed.
+        let outcomes = tokio::task::spawn_blocking(move || b.run(requests))
+            .await
+            .unwrap_or_default();
         let mut outcomes = outcomes.into_iter();
         for (i, table, op, r) in sent {
             let res = outcomes
