@@ -10,7 +10,7 @@
 #    lists, in each, the #[ignore]d tests whose name starts with `kernel_tier_`
 #    (convention: #[ignore = "kernel tier: needs vrf/dummy, run by scripts/kernel-tier.sh"]),
 #    optionally only those whose full name contains FILTER.
-# 2. Boots the kernel once; inside: modprobe vrf dummy 8021q, runs
+# 2. Boots the kernel once; inside: modprobe vrf dummy 8021q vxlan bridge, runs
 #    scripts/kernel-tier-selftest.sh, then each test executable with
 #    `--ignored --exact <its kernel_tier_ tests>` (prebuilt: nothing compiles in the VM).
 # 3. Prints what ran and how many passed, and exits non-zero if anything failed.
@@ -49,7 +49,7 @@ guest_main() {
     echo "guest: kernel $(uname -r), script started $(cat "$R/boot.seconds") s after boot"
 
     local m
-    for m in vrf dummy 8021q; do
+    for m in vrf dummy 8021q vxlan bridge; do
         modprobe "$m" || echo "guest: modprobe $m FAILED"
     done
 

@@ -126,6 +126,8 @@ pub struct DynamicRouting {
     db_changed: bool,
     /// The last pass's plan differs from the one before.
     plan_changed: bool,
+    /// L3 EVPN (`dynamic_routing_evpn`), see [`crate::evpn`].
+    evpn: crate::evpn::Evpn,
 }
 
 /// What `[ovn_route] dynamic_routing_frr` configures.
@@ -187,6 +189,7 @@ impl DynamicRouting {
             frr_noted: None,
             db_changed: true,
             plan_changed: true,
+            evpn: crate::evpn::Evpn::default(),
         })
     }
 
@@ -198,6 +201,7 @@ impl DynamicRouting {
             router_id: cfg.default.bgp_router_id,
             neighbors: cfg.ovn_route.dynamic_routing_frr_neighbors.clone(),
         });
+        self.evpn = crate::evpn::Evpn::from_config(cfg);
         self
     }
 
@@ -233,6 +237,7 @@ impl DynamicRouting {
             asn: self.frr_asn,
             router_id: f.router_id,
             vrfs,
+            evpn: self.evpn.frr_vnis(),
         }
     }
 
@@ -246,7 +251,8 @@ impl DynamicRouting {
     /// True (once) when the VRFs for FRR changed since the last call: FRR is due.
     pub fn take_frr_change(&mut self) -> bool {
         let now = self.frr_vrfs();
-        if self.frr_noted.as_ref() == Some(&now) {
+        let evpn = self.evpn.take_frr_change();
+        if self.frr_noted.as_ref() == Some(&now) && !evpn {
             return false;
         }
         self.frr_noted = Some(now);
@@ -342,6 +348,9 @@ impl DynamicRouting {
         self.plan_changed = plan != self.plan;
         self.plan = plan;
         self.vrfs_pass(full, &mut report).await;
+        (self.evpn)
+            .pass(&self.rec, &self.plan, nb, self.dry_run, full, &mut report)
+            .await;
         self.advertise_pass(full, &mut report).await;
         self.learn_pass(nb, me, full, &new_tables, &mut report)
             .await;
@@ -846,7 +855,10 @@ impl DynamicRouting {
                         .collect(),
                 })
                 .collect(),
-            problems: self.plan.problems.iter().map(rej).collect(),
+            problems: (self.plan.problems.iter())
+                .chain(self.evpn.problems())
+                .map(rej)
+                .collect(),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod dynamic;
+pub mod evpn;
 pub mod facts;
 pub mod host;
 pub mod host_routes;

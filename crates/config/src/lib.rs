@@ -212,6 +212,10 @@ pub struct OvnRouteSection {
     /// `dynamic_routing_frr_neighbors` (default empty): BGP neighbors of those instances, each
     /// `[VRF/]PEER@AS`.
     pub dynamic_routing_frr_neighbors: Vec<FrrNeighbor>,
+    /// `dynamic_routing_evpn` (default false): L3 EVPN (type-5) for each dynamic-routing VRF (a
+    /// bridge and a VXLAN device per VRF, its L3 VNI and EVPN address family in FRR); needs
+    /// `dynamic_routing_frr` and `[DEFAULT] evpn_local_ip` (docs/dynamic-routing.md).
+    pub dynamic_routing_evpn: bool,
 }
 
 /// One `[ovn_route] dynamic_routing_frr_neighbors` entry, `[VRF/]PEER@AS`: a BGP neighbor of the
@@ -375,6 +379,7 @@ impl Default for OvnRouteSection {
             dynamic_routing: false,
             dynamic_routing_frr: false,
             dynamic_routing_frr_neighbors: Vec::new(),
+            dynamic_routing_evpn: false,
         }
     }
 }
@@ -922,6 +927,13 @@ const OVN_ROUTE_OPTIONS: &[Opt] = &[
             Ok(None)
         },
     },
+    Opt {
+        name: "dynamic_routing_evpn",
+        set: |c, v| {
+            c.ovn_route.dynamic_routing_evpn = boolean(v)?;
+            Ok(None)
+        },
+    },
 ];
 
 const HOST_ROUTES_OPTIONS: &[Opt] = &[
@@ -1132,6 +1144,37 @@ impl Config {
                 "is bgp_vrf_table_id, the exposure table: use another table (main by default)"
                     .into(),
             );
+        }
+        if r.dynamic_routing_evpn {
+            if !r.dynamic_routing || !r.dynamic_routing_frr {
+                return refuse(
+                    "ovn_route",
+                    "dynamic_routing_evpn",
+                    "needs [ovn_route] dynamic_routing = true and dynamic_routing_frr = true \
+                     (EVPN is rendered into the agent's FRR instances)"
+                        .into(),
+                );
+            }
+            match d.evpn_local_ip {
+                None => {
+                    return refuse(
+                        "ovn_route",
+                        "dynamic_routing_evpn",
+                        "needs [DEFAULT] evpn_local_ip (the VTEP address of the VXLAN devices)"
+                            .into(),
+                    )
+                }
+                Some(IpAddr::V6(_)) => {
+                    return refuse(
+                        "DEFAULT",
+                        "evpn_local_ip",
+                        "[ovn_route] dynamic_routing_evpn takes an IPv4 VTEP address \
+                         (FRR 8.4's EVPN has no IPv6 VTEPs)"
+                            .into(),
+                    )
+                }
+                Some(IpAddr::V4(_)) => {}
+            }
         }
         if r.vrf_mode == VrfMode::None && !(1..=252).contains(&d.bgp_vrf_table_id) {
             return refuse(

@@ -584,7 +584,7 @@ fn incompatible_modes_are_refused_naming_the_option() {
 fn known_options_are_unique_and_listed_in_order() {
     let all: Vec<_> = Config::known_options().collect();
     assert_eq!(all.first(), Some(&("DEFAULT", "reconcile_interval")));
-    assert_eq!(all.len(), 22 + 8 + 2 + 16 + 5);
+    assert_eq!(all.len(), 22 + 8 + 2 + 17 + 5);
     let mut dedup = all.clone();
     dedup.sort();
     dedup.dedup();
@@ -736,4 +736,44 @@ fn dynamic_routing_frr_options() {
         .to_string();
         assert!(e.contains("dynamic_routing_frr_neighbors"), "{bad}: {e}");
     }
+}
+
+#[test]
+fn dynamic_routing_evpn_needs_frr_and_a_local_ip() {
+    assert!(!parse("").unwrap().ovn_route.dynamic_routing_evpn);
+    let on = "[ovn_route]\ndynamic_routing = true\ndynamic_routing_frr = true\n\
+              dynamic_routing_evpn = true\n";
+    let c = parse(&format!(
+        "[DEFAULT]\nevpn_local_ip = 192.0.2.1\nevpn_udp_dstport = 4790\n{on}"
+    ))
+    .unwrap();
+    assert!(c.ovn_route.dynamic_routing_evpn);
+    assert_eq!(c.default.evpn_local_ip, Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(c.default.evpn_udp_dstport, 4790);
+    // No VTEP address: an error naming both options.
+    let e = parse(on).unwrap_err().to_string();
+    assert!(
+        e.contains("dynamic_routing_evpn") && e.contains("evpn_local_ip"),
+        "{e}"
+    );
+    // An IPv6 VTEP: refused, naming evpn_local_ip.
+    let e = parse(&format!("[DEFAULT]\nevpn_local_ip = 2001:db8::1\n{on}"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("evpn_local_ip") && e.contains("IPv4"), "{e}");
+    // Without the agent's FRR instances (or without dynamic routing): refused.
+    for text in [
+        "[DEFAULT]\nevpn_local_ip = 192.0.2.1\n[ovn_route]\ndynamic_routing = true\ndynamic_routing_evpn = true\n",
+        "[DEFAULT]\nevpn_local_ip = 192.0.2.1\n[ovn_route]\ndynamic_routing_frr = true\ndynamic_routing_evpn = true\n",
+    ] {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(
+            e.contains("dynamic_routing_evpn") && e.contains("dynamic_routing_frr"),
+            "{e}"
+        );
+    }
+    let e = parse("[ovn_route]\ndynamic_routing_evpn = yes please\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dynamic_routing_evpn"), "{e}");
 }

@@ -20,7 +20,25 @@
 //! exit
 //! ```
 //!
-//! and the route-map `ovn-route-dynamic permit 10` it names. `redistribute kernel` in a VRF
+//! and the route-map `ovn-route-dynamic permit 10` it names.
+//!
+//! With L3 EVPN for a VRF ([`DynamicIntent::evpn`], `[ovn_route] dynamic_routing_evpn`), also, in
+//! the instance before its `exit`,
+//!
+//! ```text
+//!  address-family l2vpn evpn
+//!   advertise ipv4 unicast
+//!   advertise ipv6 unicast
+//!  exit-address-family
+//! ```
+//!
+//! and, after it, the VRF's L3 VNI `vrf NAME / vni N / exit-vrf`. The EVPN address family of a
+//! marked instance marks the VRF's `vni` line as ovn-route's: a VRF whose VNI exists while our
+//! instance has no EVPN address family is the operator's ([`DynamicPlan::foreign_vni`]: no EVPN
+//! rendered, the VNI left alone). Removal undoes exactly this, the VNI first (FRR refuses to
+//! remove an instance whose VRF still has an L3 VNI), then the address family (or the instance).
+//! The default instance's EVPN peering (`address-family l2vpn evpn / neighbor X activate /
+//! advertise-all-vni`) is the operator's and is never rendered. `redistribute kernel` in a VRF
 //! advertises the kernel routes of the VRF's table: the agent's protocol-84 routes (zebra keeps
 //! the route's metric as the MED). What the instance learns, zebra installs in the same table,
 //! where the agent learns it into the NB. The route-map reference is the mark: an instance for the
@@ -80,6 +98,77 @@ pub struct DynamicIntent {
     pub router_id: Option<Ipv4Addr>,
     /// VRF name -> its neighbors.
     pub vrfs: BTreeMap<String, Vec<Neighbor>>,
+    /// VRF name -> its L3 VNI: EVPN type-5 for these VRFs (names not in `vrfs` are ignored).
+    pub evpn: BTreeMap<String, u32>,
+}
+
+/// The header of the EVPN address family.
+pub const EVPN_AF: &str = "address-family l2vpn evpn";
+
+/// The lines of the EVPN address family of a VRF instance (between its header and `exit`).
+pub fn render_evpn_af() -> Vec<String> {
+    vec![
+        EVPN_AF.into(),
+        "advertise ipv4 unicast".into(),
+        "advertise ipv6 unicast".into(),
+        "exit-address-family".into(),
+    ]
+}
+
+/// The lines that remove the EVPN address family's lines from an instance of ours.
+pub fn unrender_evpn_af(asn: u32, vrf: &str) -> Vec<String> {
+    vec![
+        format!("router bgp {asn} vrf {vrf}"),
+        EVPN_AF.into(),
+        "no advertise ipv4 unicast".into(),
+        "no advertise ipv6 unicast".into(),
+        "exit-address-family".into(),
+        "exit".into(),
+    ]
+}
+
+/// The lines that give `vrf` its L3 VNI (`vrf NAME / vni N / exit-vrf`).
+pub fn render_vni(vrf: &str, vni: u32) -> Vec<String> {
+    vec![
+        format!("vrf {vrf}"),
+        format!("vni {vni}"),
+        "exit-vrf".into(),
+    ]
+}
+
+/// The lines that remove the L3 VNI `vni` of `vrf`.
+pub fn unrender_vni(vrf: &str, vni: u32) -> Vec<String> {
+    vec![
+        format!("vrf {vrf}"),
+        format!("no vni {vni}"),
+        "exit-vrf".into(),
+    ]
+}
+
+/// The L3 VNIs of the `vrf NAME` blocks of `show running-config` text (`vni N`, with or without
+/// `prefix-routes-only`).
+pub fn parse_vnis(text: &str) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.is_empty() || line == "!" {
+            continue;
+        }
+        if !raw.starts_with(' ') {
+            current = line
+                .strip_prefix("vrf ")
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+                .filter(|v| !v.is_empty());
+            continue;
+        }
+        if let (Some(vrf), Some(rest)) = (&current, line.strip_prefix("vni ")) {
+            if let Some(n) = rest.split_whitespace().next().and_then(|n| n.parse().ok()) {
+                out.insert(vrf.clone(), n);
+            }
+        }
+    }
+    out
 }
 
 /// The lines of one instance, from its header to `exit` (without `configure terminal`).
@@ -88,6 +177,17 @@ pub fn render_instance(
     router_id: Option<Ipv4Addr>,
     vrf: &str,
     neighbors: &[Neighbor],
+) -> Vec<String> {
+    render_instance_with(asn, router_id, vrf, neighbors, false)
+}
+
+/// [`render_instance`], with the EVPN address family ([`render_evpn_af`]) when `evpn`.
+pub fn render_instance_with(
+    asn: u32,
+    router_id: Option<Ipv4Addr>,
+    vrf: &str,
+    neighbors: &[Neighbor],
+    evpn: bool,
 ) -> Vec<String> {
     let mut c = vec![format!("router bgp {asn} vrf {vrf}")];
     if let Some(id) = router_id {
@@ -111,6 +211,9 @@ pub fn render_instance(
             }
         }
         c.push("exit-address-family".into());
+    }
+    if evpn {
+        c.extend(render_evpn_af());
     }
     c.push("exit".into());
     c
@@ -137,6 +240,15 @@ impl BgpInstance {
     pub fn is_ours(&self) -> bool {
         let mark = format!("redistribute kernel route-map {MARK_ROUTE_MAP}");
         self.lines.iter().any(|(_, l)| *l == mark)
+    }
+
+    /// Has ovn-route's EVPN address family ([`render_evpn_af`]); in a marked instance, this marks
+    /// the VRF's `vni` line as ovn-route's too.
+    pub fn has_evpn(&self) -> bool {
+        let af = Some(EVPN_AF.to_string());
+        ["advertise ipv4 unicast", "advertise ipv6 unicast"]
+            .iter()
+            .any(|l| self.lines.contains(&(af.clone(), l.to_string())))
     }
 
     /// The neighbors it configures (their address or interface names).
@@ -214,15 +326,21 @@ pub struct DynamicPlan {
     pub changes: Vec<String>,
     /// VRFs whose instance the operator configured (unmarked): left alone.
     pub foreign: Vec<String>,
+    /// VRFs wanted with EVPN whose L3 VNI the operator configured: no EVPN rendered for them,
+    /// their VNI left alone.
+    pub foreign_vni: Vec<String>,
 }
 
 /// The lines that bring the running configuration (`show running-config` text) to `intent`: for
 /// each wanted VRF, its instance when any of its lines is missing (with `no neighbor` for
 /// neighbors no longer configured, and the instance of another AS removed first); the removal of
 /// each marked instance whose VRF is not wanted; the route-map while any instance is wanted, its
-/// removal when none is left. Unmarked instances are never touched. Pure.
+/// removal when none is left. Unmarked instances are never touched. With EVPN
+/// ([`DynamicIntent::evpn`]), the EVPN address family and the VRF's `vni` line the same way (see
+/// the module documentation for the order and the mark). Pure.
 pub fn plan(intent: &DynamicIntent, running: &str) -> DynamicPlan {
     let (instances, route_map) = parse_running(running);
+    let vnis = parse_vnis(running);
     let mut p = DynamicPlan::default();
     let by_vrf: BTreeMap<&str, &BgpInstance> = instances
         .iter()
@@ -236,15 +354,33 @@ pub fn plan(intent: &DynamicIntent, running: &str) -> DynamicPlan {
         p.commands.push("exit".into());
     }
     for (vrf, neighbors) in &intent.vrfs {
-        let want = render_instance(intent.asn, intent.router_id, vrf, neighbors);
         let have = by_vrf.get(vrf.as_str()).copied();
+        if have.is_some_and(|h| !h.is_ours()) {
+            p.foreign.push(vrf.clone());
+            continue;
+        }
+        // EVPN: our VNI line is the one of a VRF whose marked instance has our address family.
+        let ours_evpn = have.is_some_and(BgpInstance::has_evpn);
+        let have_vni = vnis.get(vrf.as_str()).copied();
+        let mut evpn = intent.evpn.get(vrf).copied();
+        if evpn.is_some() && have_vni.is_some() && !ours_evpn {
+            p.foreign_vni.push(vrf.clone());
+            evpn = None;
+        }
+        let asn_changed = have.is_some_and(|h| h.asn != intent.asn);
+        let drop_vni = match have_vni {
+            Some(m) if ours_evpn && (evpn != Some(m) || asn_changed) => Some(m),
+            _ => None,
+        };
+        if let Some(m) = drop_vni {
+            p.changes.push(format!("stale: vrf {vrf} / vni {m}"));
+            p.commands.extend(unrender_vni(vrf, m));
+        }
+        let want =
+            render_instance_with(intent.asn, intent.router_id, vrf, neighbors, evpn.is_some());
         let mut pre = vec![];
         let missing: Vec<String> = match have {
-            Some(h) if !h.is_ours() => {
-                p.foreign.push(vrf.clone());
-                continue;
-            }
-            Some(h) if h.asn != intent.asn => {
+            Some(h) if asn_changed => {
                 pre.push(unrender_instance(h.asn, vrf));
                 p.changes
                     .push(format!("stale: router bgp {} vrf {vrf}", h.asn));
@@ -275,21 +411,33 @@ pub fn plan(intent: &DynamicIntent, running: &str) -> DynamicPlan {
             }
             None => vec![format!("missing: {}", want[0])],
         };
-        if missing.is_empty() && pre.is_empty() {
-            continue;
+        if ours_evpn && evpn.is_none() && !asn_changed {
+            p.changes.push(format!(
+                "stale: router bgp {} vrf {vrf} / {EVPN_AF}",
+                intent.asn
+            ));
+            p.commands.extend(unrender_evpn_af(intent.asn, vrf));
         }
         let reinstall = !missing.is_empty();
-        p.changes.extend(missing);
-        match (have, pre.first()) {
-            (Some(_), Some(first)) if first.starts_with("no neighbor ") => {
-                p.commands.push(want[0].clone());
-                p.commands.extend(pre);
-                p.commands.push("exit".into());
+        if reinstall || !pre.is_empty() {
+            p.changes.extend(missing);
+            match (have, pre.first()) {
+                (Some(_), Some(first)) if first.starts_with("no neighbor ") => {
+                    p.commands.push(want[0].clone());
+                    p.commands.extend(pre);
+                    p.commands.push("exit".into());
+                }
+                _ => p.commands.extend(pre),
             }
-            _ => p.commands.extend(pre),
+            if reinstall {
+                p.commands.extend(want);
+            }
         }
-        if reinstall {
-            p.commands.extend(want);
+        if let Some(n) = evpn {
+            if drop_vni.is_some() || have_vni != Some(n) {
+                p.changes.push(format!("missing: vrf {vrf} / vni {n}"));
+                p.commands.extend(render_vni(vrf, n));
+            }
         }
     }
     let mut left = 0;
@@ -300,6 +448,10 @@ pub fn plan(intent: &DynamicIntent, running: &str) -> DynamicPlan {
         if intent.vrfs.contains_key(vrf) {
             left += 1;
             continue;
+        }
+        if let (true, Some(m)) = (i.has_evpn(), vnis.get(vrf)) {
+            p.changes.push(format!("stale: vrf {vrf} / vni {m}"));
+            p.commands.extend(unrender_vni(vrf, *m));
         }
         p.changes
             .push(format!("stale: router bgp {} vrf {vrf}", i.asn));
@@ -319,6 +471,8 @@ pub struct DynamicOutcome {
     pub changes: Vec<String>,
     /// VRFs left to the operator's own instance.
     pub foreign: Vec<String>,
+    /// VRFs whose L3 VNI is the operator's (no EVPN rendered for them).
+    pub foreign_vni: Vec<String>,
 }
 
 impl Vtysh {
@@ -339,10 +493,14 @@ impl Vtysh {
         for v in &p.foreign {
             tracing::warn!(vrf = %v, "FRR has an instance for this VRF that is not ovn-route's: left alone");
         }
+        for v in &p.foreign_vni {
+            tracing::warn!(vrf = %v, "FRR has an L3 VNI for this VRF that is not ovn-route's: no EVPN rendered for it");
+        }
         if p.commands.is_empty() {
             return Ok(DynamicOutcome {
                 changes: vec![],
                 foreign: p.foreign,
+                foreign_vni: p.foreign_vni,
             });
         }
         tracing::info!(changes = ?p.changes, "applying ovn-route's dynamic-routing FRR instances");
@@ -364,6 +522,7 @@ impl Vtysh {
         Ok(DynamicOutcome {
             changes: p.changes,
             foreign: p.foreign,
+            foreign_vni: p.foreign_vni,
         })
     }
 
@@ -374,13 +533,14 @@ impl Vtysh {
             asn: asn.max(1),
             router_id: None,
             vrfs: BTreeMap::new(),
+            evpn: BTreeMap::new(),
         };
         Ok(self.apply_dynamic(&intent)?.changes)
     }
 }
 
 /// Splits the command lines into batches of about [`BATCH_LINES`], only between top-level blocks
-/// (after an `exit` at block level or a `no router bgp` line).
+/// (after an `exit` or `exit-vrf` at block level or a `no router bgp` line).
 fn batches(cmds: &[String]) -> Vec<&[String]> {
     let mut out = vec![];
     let mut start = 0;
@@ -391,7 +551,8 @@ fn batches(cmds: &[String]) -> Vec<&[String]> {
         } else if c == "exit-address-family" {
             depth_af = false;
         }
-        let boundary = !depth_af && (c == "exit" || c.starts_with("no router bgp "));
+        let boundary =
+            !depth_af && (c == "exit" || c == "exit-vrf" || c.starts_with("no router bgp "));
         if boundary && i + 1 - start >= BATCH_LINES {
             out.push(&cmds[start..=i]);
             start = i + 1;
@@ -425,15 +586,20 @@ mod tests {
                 .iter()
                 .map(|(v, n)| (v.to_string(), n.clone()))
                 .collect(),
+            evpn: BTreeMap::new(),
         }
     }
 
     /// What FRR 8.4 shows for the lines `render_instance` sends.
     fn running_of(i: &DynamicIntent, extra: &str) -> String {
         let mut s = String::from("frr version 8.4.4\n!\nrouter bgp 64999\n bgp router-id 192.0.2.1\n neighbor 10.0.0.2 remote-as 65000\nexit\n!\n");
+        for (vrf, vni) in &i.evpn {
+            s.push_str(&format!("vrf {vrf}\n vni {vni}\nexit-vrf\n!\n"));
+        }
         for (vrf, n) in &i.vrfs {
             let mut indent = 1;
-            for l in render_instance(i.asn, i.router_id, vrf, n) {
+            let evpn = i.evpn.contains_key(vrf);
+            for l in render_instance_with(i.asn, i.router_id, vrf, n, evpn) {
                 if l == "exit" {
                     s.push_str("exit\n!\n");
                 } else if l.starts_with("router bgp") {
@@ -608,6 +774,164 @@ mod tests {
         );
     }
 
+    fn with_evpn(mut i: DynamicIntent, evpn: &[(&str, u32)]) -> DynamicIntent {
+        i.evpn = evpn.iter().map(|(v, n)| (v.to_string(), *n)).collect();
+        i
+    }
+
+    #[test]
+    fn renders_evpn_af_and_vni() {
+        let l = render_instance_with(64999, None, "ovnvrf10", &[], true);
+        let tail: Vec<&str> = l[l.len() - 5..].iter().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "address-family l2vpn evpn",
+                "advertise ipv4 unicast",
+                "advertise ipv6 unicast",
+                "exit-address-family",
+                "exit"
+            ]
+        );
+        assert_eq!(
+            render_vni("ovnvrf10", 10),
+            ["vrf ovnvrf10", "vni 10", "exit-vrf"]
+        );
+        assert_eq!(
+            unrender_vni("ovnvrf10", 10),
+            ["vrf ovnvrf10", "no vni 10", "exit-vrf"]
+        );
+        let text = "vrf a\n vni 5\nexit-vrf\n!\nvrf b\nexit-vrf\n!\nvrf c\n vni 7 prefix-routes-only\nexit-vrf\n";
+        assert_eq!(
+            parse_vnis(text),
+            BTreeMap::from([("a".to_string(), 5), ("c".to_string(), 7)])
+        );
+    }
+
+    #[test]
+    fn evpn_new_instance_then_vni_and_in_place() {
+        let i = with_evpn(
+            intent(&[("ovnvrf10", vec![]), ("ovnvrf11", vec![])]),
+            &[("ovnvrf10", 10)],
+        );
+        let p = plan(&i, "frr version 8.4.4\n!\nend\n");
+        // The instance (with its address family), then the VNI.
+        let header = p
+            .commands
+            .iter()
+            .position(|c| c == "router bgp 64999 vrf ovnvrf10")
+            .unwrap();
+        let af = p.commands.iter().position(|c| c == EVPN_AF).unwrap();
+        let vrf = p.commands.iter().position(|c| c == "vrf ovnvrf10").unwrap();
+        assert!(header < af && af < vrf);
+        assert_eq!(p.commands[vrf - 1], "exit");
+        assert_eq!(
+            p.commands[vrf..vrf + 3],
+            ["vrf ovnvrf10", "vni 10", "exit-vrf"]
+        );
+        // Only one VRF has EVPN.
+        assert_eq!(p.commands.iter().filter(|c| *c == EVPN_AF).count(), 1);
+        assert!(p
+            .changes
+            .contains(&"missing: vrf ovnvrf10 / vni 10".to_string()));
+        assert_eq!(plan(&i, &running_of(&i, "")), DynamicPlan::default());
+    }
+
+    #[test]
+    fn evpn_added_to_an_existing_instance() {
+        let before = intent(&[("ovnvrf10", vec![])]);
+        let after = with_evpn(before.clone(), &[("ovnvrf10", 10)]);
+        let p = plan(&after, &running_of(&before, ""));
+        assert!(p.commands.contains(&"advertise ipv4 unicast".to_string()));
+        assert_eq!(
+            p.commands[p.commands.len() - 3..],
+            ["vrf ovnvrf10", "vni 10", "exit-vrf"]
+        );
+    }
+
+    #[test]
+    fn evpn_off_removes_vni_then_af() {
+        let on = with_evpn(intent(&[("ovnvrf10", vec![])]), &[("ovnvrf10", 10)]);
+        let running = running_of(&on, "");
+        let off = intent(&[("ovnvrf10", vec![])]);
+        let p = plan(&off, &running);
+        assert_eq!(
+            p.commands,
+            [
+                "vrf ovnvrf10",
+                "no vni 10",
+                "exit-vrf",
+                "router bgp 64999 vrf ovnvrf10",
+                "address-family l2vpn evpn",
+                "no advertise ipv4 unicast",
+                "no advertise ipv6 unicast",
+                "exit-address-family",
+                "exit",
+            ]
+        );
+        // The VRF no longer advertised: the VNI, then the instance, then the route-map.
+        let p = plan(&intent(&[]), &running);
+        assert_eq!(
+            p.commands,
+            [
+                "vrf ovnvrf10",
+                "no vni 10",
+                "exit-vrf",
+                "no router bgp 64999 vrf ovnvrf10",
+                "no route-map ovn-route-dynamic",
+            ]
+        );
+        // A changed VNI: the old one goes, the new one comes; the instance stays.
+        let other = with_evpn(intent(&[("ovnvrf10", vec![])]), &[("ovnvrf10", 20)]);
+        let p = plan(&other, &running);
+        assert_eq!(
+            p.commands,
+            [
+                "vrf ovnvrf10",
+                "no vni 10",
+                "exit-vrf",
+                "vrf ovnvrf10",
+                "vni 20",
+                "exit-vrf"
+            ]
+        );
+        // A changed AS: VNI off, instance replaced, VNI on again.
+        let mut asn = on.clone();
+        asn.asn = 65010;
+        let p = plan(&asn, &running);
+        assert_eq!(
+            p.commands[..4],
+            [
+                "vrf ovnvrf10",
+                "no vni 10",
+                "exit-vrf",
+                "no router bgp 64999 vrf ovnvrf10"
+            ]
+        );
+        assert_eq!(
+            p.commands[p.commands.len() - 3..],
+            ["vrf ovnvrf10", "vni 10", "exit-vrf"]
+        );
+    }
+
+    #[test]
+    fn an_operators_vni_is_left_alone() {
+        // The operator gave the VRF its VNI; our instance has no EVPN: nothing of EVPN rendered.
+        let plain = intent(&[("ovnvrf10", vec![])]);
+        let running = running_of(&plain, "vrf ovnvrf10\n vni 10\nexit-vrf\n!\n");
+        let want = with_evpn(plain.clone(), &[("ovnvrf10", 10)]);
+        let p = plan(&want, &running);
+        assert_eq!(p.foreign_vni, ["ovnvrf10"]);
+        assert!(p.commands.is_empty(), "{:?}", p.commands);
+        // Without EVPN, and with the instance gone, the operator's VNI stays.
+        let p = plan(&intent(&[]), &running);
+        assert!(
+            !p.commands.iter().any(|c| c.contains("vni")),
+            "{:?}",
+            p.commands
+        );
+    }
+
     #[test]
     fn batches_split_between_blocks() {
         let vrfs: Vec<(String, Vec<Neighbor>)> =
@@ -616,6 +940,7 @@ mod tests {
             asn: 1,
             router_id: None,
             vrfs: vrfs.into_iter().collect(),
+            evpn: BTreeMap::new(),
         };
         let p = plan(&i, "");
         let b = batches(&p.commands);

@@ -35,6 +35,7 @@ mod rules;
 mod sysctl;
 mod tables_watch;
 mod types;
+mod vxlan;
 mod watch;
 
 pub use addresses::{diff_addresses, is_owned_address, AddressDiff, DesiredAddresses};
@@ -52,6 +53,7 @@ pub use types::{
     diff, diff_owned, DesiredRoutes, IpNet, IpNetError, Route, RouteDiff, RouteKey, RouteKind,
     IPV6_DEFAULT_METRIC,
 };
+pub use vxlan::{L3Vni, L3VniOutcome, VxlanLink, MAX_VNI};
 pub use watch::{RouteChange, RouteEvent, RouteWatch};
 
 /// The route protocol number ovn-route marks its routes with by default.

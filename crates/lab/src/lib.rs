@@ -68,6 +68,7 @@ mod chassis;
 mod cleanup;
 pub mod dynamic;
 mod error;
+pub mod evpn;
 mod exposure;
 pub mod exposure_vrf;
 mod frr;
