@@ -67,6 +67,8 @@ view! {
         nat: "nat" => uuids,
         /// Its load balancers.
         load_balancer: "load_balancer" => uuids,
+        /// Its load-balancer groups (each a set of load balancers).
+        load_balancer_group: "load_balancer_group" => uuids,
         /// Its static routes.
         static_routes: "static_routes" => uuids,
         /// `options` (`chassis` for a gateway router, `dynamic-routing*`, ...).
@@ -163,6 +165,16 @@ view! {
 }
 
 view! {
+    /// `Load_Balancer_Group`.
+    LoadBalancerGroup = "Load_Balancer_Group" {
+        /// Name.
+        name: "name" => str,
+        /// Its load balancers.
+        load_balancer: "load_balancer" => uuids,
+    }
+}
+
+view! {
     /// `Gateway_Chassis`.
     GatewayChassis = "Gateway_Chassis" {
         /// Name.
@@ -205,6 +217,7 @@ pub fn tables() -> Vec<TableSelect> {
         StaticRoute::select(),
         Nat::select(),
         LoadBalancer::select(),
+        LoadBalancerGroup::select(),
         GatewayChassis::select(),
         HaChassisGroup::select(),
         HaChassis::select(),

@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use ovn_model::nb::{LoadBalancer, LogicalRouter, LogicalRouterPort, Nat, StaticRoute};
+use ovn_model::nb::{
+    LoadBalancer, LoadBalancerGroup, LogicalRouter, LogicalRouterPort, Nat, StaticRoute,
+};
 
 use super::options::{self as opt, Redistribute, RowName};
 use super::topology::{link_local, link_local_ip, lrp_networks, lsp_addresses, Topology};
@@ -362,10 +364,14 @@ fn nat_routes(
     }
 }
 
-/// The VIPs of router `r`'s load balancers.
+/// The VIPs of router `r`'s load balancers, its own and those of its load-balancer groups.
 fn lb_vips(topo: &Topology<'_>, r: &LogicalRouter<'_>) -> Vec<IpAddr> {
     let mut out = vec![];
-    for u in r.load_balancer() {
+    let grouped = r
+        .load_balancer_group()
+        .filter_map(|g| LoadBalancerGroup::get(topo.nb, &g))
+        .flat_map(|g| g.load_balancer().collect::<Vec<_>>());
+    for u in r.load_balancer().chain(grouped) {
         let Some(lb) = LoadBalancer::get(topo.nb, &u) else {
             continue;
         };

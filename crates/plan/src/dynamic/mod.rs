@@ -167,6 +167,7 @@ pub fn nb_tables() -> Vec<TableSelect> {
                 "ports",
                 "nat",
                 "load_balancer",
+                "load_balancer_group",
                 "static_routes",
                 "options",
                 "enabled",
@@ -206,6 +207,7 @@ pub fn nb_tables() -> Vec<TableSelect> {
             ],
         ),
         ("Load_Balancer", &["vips"]),
+        ("Load_Balancer_Group", &["load_balancer"]),
     ])
 }
 

@@ -32,6 +32,7 @@ fn nb_schema() -> DatabaseSchema {
             "options": {"type": map()}}},
         "Logical_Router": {"columns": {"name": {"type": STR}, "ports": {"type": uuids()},
             "nat": {"type": uuids()}, "load_balancer": {"type": uuids()},
+            "load_balancer_group": {"type": uuids()},
             "static_routes": {"type": uuids()}, "options": {"type": map()},
             "enabled": {"type": opt("boolean")}}},
         "Logical_Router_Port": {"columns": {"name": {"type": STR}, "networks": {"type": strs()},
@@ -45,6 +46,7 @@ fn nb_schema() -> DatabaseSchema {
             "external_mac": {"type": opt("string")}, "logical_port": {"type": opt("string")},
             "gateway_port": {"type": opt("uuid")}}},
         "Load_Balancer": {"columns": {"vips": {"type": map()}}},
+        "Load_Balancer_Group": {"columns": {"load_balancer": {"type": uuids()}}},
         "Gateway_Chassis": {"columns": {"chassis_name": {"type": STR}}}
     }}))
     .unwrap()
@@ -196,6 +198,15 @@ fn topo(lr0_opts: &[(&str, &str)], priv_opts: &[(&str, &str)]) -> Topo {
         "Load_Balancer",
         json!({"vips": kv(&[("172.16.0.200:80", "10.0.0.11:80")])}),
     );
+    // A VIP that reaches lr0 through a load-balancer group only.
+    let lb2 = fx.nb(
+        "Load_Balancer",
+        json!({"vips": kv(&[("172.16.0.202:80", "10.0.0.12:80")])}),
+    );
+    let lbg = fx.nb(
+        "Load_Balancer_Group",
+        json!({"load_balancer": refs(&[lb2])}),
+    );
     let s1 = fx.nb(
         "Logical_Router_Static_Route",
         json!({"ip_prefix": "192.168.0.0/16", "nexthop": "172.16.0.254"}),
@@ -211,7 +222,8 @@ fn topo(lr0_opts: &[(&str, &str)], priv_opts: &[(&str, &str)]) -> Topo {
     let lr0 = fx.nb(
         "Logical_Router",
         json!({"name": "lr0", "ports": refs(&[lr0_pub.clone(), lr0_priv.clone()]), "nat": refs(&[fip, snat]),
-               "load_balancer": refs(&[lb0]), "static_routes": refs(&[s1, s2, s3]), "options": kv(lr0_opts)}),
+               "load_balancer": refs(&[lb0]), "load_balancer_group": refs(&[lbg]),
+               "static_routes": refs(&[s1, s2, s3]), "options": kv(lr0_opts)}),
     );
     // The neighbour lr1 (no dynamic routing of its own).
     let lr1_pub = fx.nb(
@@ -323,7 +335,14 @@ fn each_redistribute_type_from_the_gateway_chassis() {
                 "172.16.0.150/32 1000 nat",
             ],
         ),
-        ("lb", &["172.16.0.200/32 100 lb", "172.16.0.201/32 1000 lb"]),
+        (
+            "lb",
+            &[
+                "172.16.0.200/32 100 lb",
+                "172.16.0.201/32 1000 lb",
+                "172.16.0.202/32 100 lb",
+            ],
+        ),
         (
             "static,bogus",
             &["192.168.0.0/16 1000 static", "10.98.0.0/16 1000 static"],
