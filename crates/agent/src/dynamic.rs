@@ -321,6 +321,7 @@ impl DynamicRouting {
                 .next()
                 .and_then(|r| r.external_ids().get(OVS_PORT_MAPPING).map(str::to_string))
         });
+        let t0 = std::time::Instant::now();
         let plan = nb.read(|nbr| match sb {
             Some(sb) => sb.read(|sbr| plan_dynamic(nbr, Some(sbr), me, mapping.as_deref())),
             None => plan_dynamic(nbr, None, me, mapping.as_deref()),
@@ -347,13 +348,23 @@ impl DynamicRouting {
             .collect();
         self.plan_changed = plan != self.plan;
         self.plan = plan;
+        let t_plan = t0.elapsed();
         self.vrfs_pass(full, &mut report).await;
         (self.evpn)
             .pass(&self.rec, &self.plan, nb, self.dry_run, full, &mut report)
             .await;
+        let t1 = std::time::Instant::now();
         self.advertise_pass(full, &mut report).await;
+        let t2 = std::time::Instant::now();
         self.learn_pass(nb, me, full, &new_tables, &mut report)
             .await;
+        tracing::debug!(
+            plan_ms = t_plan.as_secs_f64() * 1e3,
+            advertise_ms = (t2 - t1).as_secs_f64() * 1e3,
+            learn_ms = t2.elapsed().as_secs_f64() * 1e3,
+            plan_changed = self.plan_changed,
+            "dynamic routing pass"
+        );
         report
     }
 
@@ -711,6 +722,7 @@ impl DynamicRouting {
             }
         }
         // One dump for every table due (one per table is quadratic with many routers).
+        let t0 = std::time::Instant::now();
         let due_tables: BTreeSet<u32> = due_routers.iter().map(|r| r.table).collect();
         if !due_tables.is_empty() {
             match self.rec.observe_nexthops_tables(&due_tables).await {
@@ -746,7 +758,14 @@ impl DynamicRouting {
             self.learned.insert(r.uuid, desired_learned(r, dump));
         }
         self.dirty.clear();
+        let t_dump = t0.elapsed();
         let changes = nb.read(|n| learn::nb_changes(n, &self.plan, &me.system_id, &self.learned));
+        tracing::debug!(
+            tables = due_tables.len(),
+            dump_ms = t_dump.as_secs_f64() * 1e3,
+            diff_ms = (t0.elapsed() - t_dump).as_secs_f64() * 1e3,
+            "learn: tables read"
+        );
         // A router whose `static_routes` moved on since our last commit is read afresh.
         self.inflight.retain(|r, sr| {
             changes
@@ -786,7 +805,15 @@ impl DynamicRouting {
         for (i, (ch, _)) in pending.iter().enumerate() {
             ops.extend(operations_named(ch, &me.system_id, &format!("r{i}_")));
         }
-        match nb.transact(ops).await {
+        let t_txn = std::time::Instant::now();
+        let n_ops = ops.len();
+        let result = nb.transact(ops).await;
+        tracing::debug!(
+            ops = n_ops,
+            txn_ms = t_txn.elapsed().as_secs_f64() * 1e3,
+            "learn: NB transaction"
+        );
+        match result {
             Ok(_) => {
                 for (ch, what) in pending {
                     self.inflight.insert(ch.router, ch.static_routes.clone());
