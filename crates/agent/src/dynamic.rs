@@ -265,6 +265,14 @@ impl DynamicRouting {
         self.db_changed = true;
     }
 
+    /// An NB change: like [`DynamicRouting::note_db_change`], unless it carries nothing but
+    /// learned routes (the echo of our own transactions), which the plan does not read.
+    pub fn note_nb_change(&mut self, cs: &ovsdb::ChangeSet, nb: &ovsdb::Replica) {
+        if !learn::only_learned_routes(cs, nb) {
+            self.db_changed = true;
+        }
+    }
+
     /// The tables of the routers advertised here (to watch).
     pub fn tables(&self) -> BTreeSet<u32> {
         self.plan.tables()

@@ -1233,8 +1233,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
             wakes.push(w);
         }
         for w in wakes {
-            if let (Wake::Db(..), Some(d)) = (&w, st.dynamic.as_mut()) {
-                d.note_db_change();
+            match (&w, st.dynamic.as_mut()) {
+                (Wake::Db("nb", Event::Changed(cs)), Some(d)) => {
+                    st.nb.read(|n| d.note_nb_change(cs, n));
+                }
+                (Wake::Db(..), Some(d)) => d.note_db_change(),
+                _ => {}
             }
             match w {
                 Wake::Db(db, Event::Connected { remote, resumed }) => {

@@ -145,6 +145,68 @@ pub fn is_ours(sr: &StaticRoute<'_>) -> bool {
     sr.external_ids().get(OWNER_KEY) == Some(OWNER)
 }
 
+/// Whether an NB change set (applied to `nb`) carries nothing but learned routes: marked static
+/// routes added or removed, and routers whose only change is those rows in `static_routes`.
+/// The advertise plan ignores learned routes, so such a change (typically the echo of our own
+/// transaction) needs no new plan.
+pub fn only_learned_routes(cs: &ovsdb::ChangeSet, nb: &Replica) -> bool {
+    const SR: &str = "Logical_Router_Static_Route";
+    let Some(sr_table) = nb.table(SR) else {
+        return cs.is_empty();
+    };
+    let ext = sr_table.layout().column_index("external_ids");
+    let old_marked = |row: &ovsdb::Row| {
+        ext.and_then(|i| row.values().get(i))
+            .and_then(|d| d.get_str(OWNER_KEY))
+            == Some(OWNER)
+    };
+    let now_marked = |u: &Uuid| StaticRoute::get(nb, u).is_some_and(|sr| is_ours(&sr));
+    let mut removed_marked: BTreeSet<Uuid> = BTreeSet::new();
+    for (name, t) in &cs.tables {
+        match name.as_str() {
+            SR => {
+                if !t.inserted.iter().all(now_marked)
+                    || !t
+                        .modified
+                        .iter()
+                        .all(|(u, _, old)| old_marked(old) && now_marked(u))
+                    || !t.deleted.iter().all(|(_, old)| old_marked(old))
+                {
+                    return false;
+                }
+                removed_marked.extend(t.deleted.iter().map(|(u, _)| *u));
+            }
+            "Logical_Router" => {}
+            _ if t.is_empty() => {}
+            _ => return false,
+        }
+    }
+    let Some(routers) = cs.tables.get("Logical_Router") else {
+        return true;
+    };
+    if !routers.inserted.is_empty() || !routers.deleted.is_empty() {
+        return false;
+    }
+    let lr = nb.table("Logical_Router");
+    let sr_col = lr.and_then(|t| t.layout().column_index("static_routes"));
+    routers.modified.iter().all(|(u, cols, old)| {
+        if cols.iter().any(|c| c != "static_routes") {
+            return false;
+        }
+        let before: BTreeSet<Uuid> = sr_col
+            .and_then(|i| old.values().get(i))
+            .map(|d| d.uuids().collect())
+            .unwrap_or_default();
+        let after: BTreeSet<Uuid> = LogicalRouter::get(nb, u)
+            .map(|r| r.static_routes().collect())
+            .unwrap_or_default();
+        after.difference(&before).all(now_marked)
+            && before
+                .difference(&after)
+                .all(|x| removed_marked.contains(x) || now_marked(x))
+    })
+}
+
 /// The NB changes that make the marked static routes match `desired` (router -> learned
 /// routes, for the routers advertised here that learn). Routers advertised here: every marked
 /// route not desired (by whichever chassis) goes. Routers with dynamic routing or learning off:

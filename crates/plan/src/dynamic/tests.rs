@@ -825,3 +825,61 @@ mod prop {
         }
     }
 }
+
+/// Our own transaction's echo (marked static routes added to or removed from a router) needs
+/// no new plan; anything else does.
+#[test]
+fn only_learned_routes_tells_our_echo_from_real_changes() {
+    use super::learn::only_learned_routes;
+    let t = topo(&[("dynamic-routing", "true")], &[]);
+    let (mut nb, _) = t.fx.replicas(false);
+    let lr0 = t.lr0.clone();
+    let marked = "00000000-0000-0000-0000-000000009001";
+    let foreign = "00000000-0000-0000-0000-000000009002";
+    let ours = kv(&[
+        ("ovn-route:owner", "dynamic-routing"),
+        ("ovn-route:chassis", "hv1"),
+    ]);
+    let apply = |nb: &mut Replica, u: Json| nb.apply_json_updates2(&u).unwrap();
+
+    // A learned route added to lr0.
+    let cs = apply(
+        &mut nb,
+        json!({
+            "Logical_Router_Static_Route": {marked: {"insert": {"ip_prefix": "198.51.100.0/24",
+                "nexthop": "172.16.0.254", "output_port": "lr0-pub", "external_ids": ours}}},
+            "Logical_Router": {lr0.as_str(): {"modify": {"static_routes": ["set", [["uuid", marked]]]}}},
+        }),
+    );
+    assert!(only_learned_routes(&cs, &nb));
+    // An operator's route added the same way.
+    let cs = apply(
+        &mut nb,
+        json!({
+            "Logical_Router_Static_Route": {foreign: {"insert": {"ip_prefix": "203.0.113.0/24",
+                "nexthop": "172.16.0.254"}}},
+            "Logical_Router": {lr0.as_str(): {"modify": {"static_routes": ["set", [["uuid", foreign]]]}}},
+        }),
+    );
+    assert!(!only_learned_routes(&cs, &nb));
+    // The learned route withdrawn.
+    let cs = apply(
+        &mut nb,
+        json!({
+            "Logical_Router_Static_Route": {marked: {"delete": null}},
+            "Logical_Router": {lr0.as_str(): {"modify": {"static_routes": ["set", [["uuid", marked]]]}}},
+        }),
+    );
+    assert!(only_learned_routes(&cs, &nb));
+    // A router option, a NAT: plan again.
+    let cs = apply(
+        &mut nb,
+        json!({"Logical_Router": {lr0.as_str(): {"modify": {"options": ["map", [["dynamic-routing-redistribute", "nat"]]]}}}}),
+    );
+    assert!(!only_learned_routes(&cs, &nb));
+    let cs = apply(
+        &mut nb,
+        json!({"NAT": {"00000000-0000-0000-0000-000000009003": {"insert": {"type": "snat", "external_ip": "172.16.0.9"}}}}),
+    );
+    assert!(!only_learned_routes(&cs, &nb));
+}
