@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use ovn_model::nb::{LogicalRouter, StaticRoute};
+use ovn_model::nb::{LogicalRouter, LogicalRouterPort, StaticRoute};
 use ovsdb::{Replica, Uuid};
 
 use super::advertise::parse_prefix;
@@ -209,8 +209,10 @@ pub fn only_learned_routes(cs: &ovsdb::ChangeSet, nb: &Replica) -> bool {
 
 /// The NB changes that make the marked static routes match `desired` (router -> learned
 /// routes, for the routers advertised here that learn). Routers advertised here: every marked
-/// route not desired (by whichever chassis) goes. Routers with dynamic routing or learning off:
-/// every marked route goes. Other routers (advertised elsewhere): only this chassis' go.
+/// route this chassis manages (its own, and any through a port bound here or through a port
+/// the router no longer has) that is not desired goes; another chassis' routes through its
+/// own gateway port stay. Routers with dynamic routing or learning off: every marked route
+/// goes. Other routers (advertised elsewhere): only this chassis' go.
 pub fn nb_changes(
     nb: &Replica,
     plan: &DynamicPlan,
@@ -250,9 +252,26 @@ pub fn nb_changes(
             static_routes: statics.iter().map(|s| s.uuid()).collect(),
             ..Default::default()
         };
+        // A router advertised from several chassis (a gateway port bound on each): each
+        // chassis manages the routes learned through its own ports. Routes of another chassis
+        // through a port of the router not bound here are that chassis' (left alone); through
+        // a port bound here (a failover), or a port the router no longer has, they are ours
+        // to reconcile.
+        let managed = |m: &MarkedRoute| -> bool {
+            if m.chassis == chassis {
+                return true;
+            }
+            let (Some(rp), Some(l)) = (plan.routers.get(&r.uuid()), &m.route) else {
+                return true;
+            };
+            rp.bound_ports.iter().any(|p| p.name == l.output_port)
+                || !r.ports().any(|u| {
+                    LogicalRouterPort::get(nb, &u).is_some_and(|p| p.name() == l.output_port)
+                })
+        };
         if let Some(want) = plan.routers.get(&r.uuid()).and(desired.get(&r.uuid())) {
             let mut have = BTreeSet::new();
-            for m in &marked {
+            for m in marked.iter().filter(|m| managed(m)) {
                 match &m.route {
                     Some(l)
                         if m.chassis == chassis
@@ -269,8 +288,15 @@ pub fn nb_changes(
                     ch.add.push(l.clone());
                 }
             }
-        } else if plan.routers.contains_key(&r.uuid()) || plan.learning_off.contains(&r.uuid()) {
-            // Here without learning, or dynamic routing / learning off: none of ours stays.
+        } else if plan.routers.contains_key(&r.uuid()) {
+            // Here without learning: none of the routes this chassis manages stays.
+            ch.delete = marked
+                .iter()
+                .filter(|m| managed(m))
+                .map(|m| m.uuid)
+                .collect();
+        } else if plan.learning_off.contains(&r.uuid()) {
+            // Dynamic routing or learning off on the router: none stays, whoever learned it.
             ch.delete = marked.iter().map(|m| m.uuid).collect();
         } else {
             ch.delete = marked

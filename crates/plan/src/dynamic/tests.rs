@@ -738,6 +738,46 @@ fn nb_changes_touch_only_our_routes() {
     assert_eq!(ch[0].delete, vec![u(&ids[4])]);
     assert!(ch[0].add.is_empty());
 
+    // Two chassis advertise lr0 (a second gateway port, lr0-pub2, bound on hv2): hv2's routes
+    // through lr0-pub2 are hv2's; one through a port lr0 no longer has is anyone's to remove.
+    let mut t3 = topo(&[("dynamic-routing", "true")], &[]);
+    let pub2 = t3.fx.nb(
+        "Logical_Router_Port",
+        json!({"name": "lr0-pub2", "networks": set(&["172.16.1.1/24"])}),
+    );
+    {
+        let lr = t3.fx.nb.get_mut("Logical_Router").unwrap()[&t3.lr0]["insert"]
+            .as_object_mut()
+            .unwrap();
+        let mut ports: Vec<String> = lr["ports"][1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u[1].as_str().unwrap().to_string())
+            .collect();
+        ports.push(pub2);
+        lr.insert("ports".into(), refs(&ports));
+    }
+    let through = |port: &str, chassis: &str| {
+        let mut m = marked("192.0.2.0/24", "172.16.1.254", chassis);
+        m["output_port"] = json!(port);
+        m
+    };
+    let ids3 = add_statics(
+        &mut t3,
+        &[
+            through("lr0-pub2", "hv2"),
+            through("lr0-gone", "hv2"),
+            through("lr0-pub", "hv2"),
+        ],
+    );
+    let (nb, sb) = t3.fx.replicas(false);
+    let plan = plan_dynamic(&nb, Some(&sb), &me("hv1"), None);
+    let r = plan.routers.values().next().unwrap();
+    let desired = BTreeMap::from([(r.uuid, BTreeSet::new())]);
+    let ch = nb_changes(&nb, &plan, "hv1", &desired);
+    assert_eq!(ch[0].delete, vec![u(&ids3[1]), u(&ids3[2])]);
+
     // Learning off on the router: every marked route goes, from any chassis.
     let mut t2 = topo(
         &[
