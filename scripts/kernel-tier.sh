@@ -20,8 +20,8 @@
 #   KERNEL                  kernel image (default /opt/ovnr-kernel/vmlinuz, from install-deps.sh)
 #   KERNEL_TIER_WORKSPACE   cargo workspace to test (default: this repository)
 #   KERNEL_TIER_MEMORY      guest memory (default 2G)
-#   KERNEL_TIER_TIMEOUT     whole VM run, seconds (default 1500)
-#   KERNEL_TIER_TEST_TIMEOUT  one test executable, seconds (default 900)
+#   KERNEL_TIER_TIMEOUT     whole VM run, seconds (default 3600)
+#   KERNEL_TIER_TEST_TIMEOUT  one test executable, seconds (default 1800)
 #   KERNEL_TIER_TEST_THREADS  libtest --test-threads inside the VM (default 1)
 set -euo pipefail
 
@@ -113,7 +113,7 @@ export PATH="/opt/vng/bin:$PATH"
 KERNEL=${KERNEL:-/opt/ovnr-kernel/vmlinuz}
 WS=$(cd "${KERNEL_TIER_WORKSPACE:-$REPO}" && pwd)
 MEMORY=${KERNEL_TIER_MEMORY:-2G}
-VM_TIMEOUT=${KERNEL_TIER_TIMEOUT:-1500}
+VM_TIMEOUT=${KERNEL_TIER_TIMEOUT:-3600}
 [ -s "$KERNEL" ] || die "no kernel image at $KERNEL: run scripts/install-deps.sh"
 command -v vng >/dev/null || die "vng (virtme-ng) not found in /opt/vng/bin: run scripts/install-deps.sh"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found: run scripts/install-deps.sh"
@@ -192,7 +192,7 @@ fi
 
 cat >"$R/guest.conf" <<EOF
 SELFTEST=$(printf %q "$SCRIPT_DIR/kernel-tier-selftest.sh")
-TEST_TIMEOUT=$(printf %q "${KERNEL_TIER_TEST_TIMEOUT:-900}")
+TEST_TIMEOUT=$(printf %q "${KERNEL_TIER_TEST_TIMEOUT:-1800}")
 TEST_THREADS=$(printf %q "${KERNEL_TIER_TEST_THREADS:-1}")
 EOF
 

@@ -100,7 +100,7 @@ if [ "$HOST" -eq 1 ]; then
     run_step doc-tests 900 cargo test --workspace --doc
 fi
 if [ "$KERNEL_TIER" -eq 1 ]; then
-    run_step kernel-tier 1800 "$SCRIPT_DIR/kernel-tier.sh"
+    run_step kernel-tier 4200 "$SCRIPT_DIR/kernel-tier.sh"
 fi
 
 # --- recap: every step, then the runners' own summary lines, then one total line ---

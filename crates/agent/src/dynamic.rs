@@ -13,6 +13,7 @@
 //! * An OVN that does this itself (SB `Advertised_Route`): nothing is done, status says so.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use ovn_model::vswitch::OpenVSwitch;
 use ovn_route_frr::dynamic::{DynamicIntent, Neighbor, Peer};
@@ -128,7 +129,21 @@ pub struct DynamicRouting {
     plan_changed: bool,
     /// L3 EVPN (`dynamic_routing_evpn`), see [`crate::evpn`].
     evpn: crate::evpn::Evpn,
+    /// Learned routes gone from their table, by router: when they went (see [`LEARN_SETTLE`]).
+    held: BTreeMap<Uuid, BTreeMap<Learned, Instant>>,
+    /// FRR is stopped (its daemons' sockets went away).
+    frr_down: bool,
+    /// The last FRR stop or restart.
+    frr_event: Option<Instant>,
 }
+
+/// A learned route gone from its table stays in the NB this long before it is removed: zebra,
+/// when it stops, deletes its routes from the kernel before its sockets go away, so an FRR
+/// restart first looks like a withdrawal.
+pub const LEARN_SETTLE: Duration = Duration::from_secs(5);
+/// After an FRR stop or restart, the routes gone around it stay this long (BGP's default
+/// graceful-restart time), for FRR to learn them again; while FRR is stopped, they stay.
+pub const LEARN_GRACE: Duration = Duration::from_secs(120);
 
 /// What `[ovn_route] dynamic_routing_frr` configures.
 #[derive(Debug, Clone)]
@@ -190,6 +205,9 @@ impl DynamicRouting {
             db_changed: true,
             plan_changed: true,
             evpn: crate::evpn::Evpn::default(),
+            held: BTreeMap::new(),
+            frr_down: false,
+            frr_event: None,
         })
     }
 
@@ -263,6 +281,42 @@ impl DynamicRouting {
     /// plans again. Without it, a pass triggered by route events alone reuses the last plan.
     pub fn note_db_change(&mut self) {
         self.db_changed = true;
+    }
+
+    /// FRR stopped (`stopped`) or (re)started: learned routes gone from the tables around it
+    /// are kept (see [`LEARN_GRACE`]).
+    pub fn note_frr_event(&mut self, stopped: bool) {
+        self.frr_down = stopped;
+        self.frr_event = Some(Instant::now());
+    }
+
+    /// Whether a learned route gone from its table at `since` still stays in the NB.
+    fn holds(&self, since: Instant, now: Instant) -> bool {
+        now < since + LEARN_SETTLE
+            || self.frr_down
+            || self
+                .frr_event
+                .is_some_and(|t| t + LEARN_SETTLE >= since && now < t + LEARN_GRACE)
+    }
+
+    /// When a learned route held after leaving its table is due for removal: a pass is needed
+    /// then. `None`: nothing held (or held until FRR comes back).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.frr_down {
+            return None;
+        }
+        let now = Instant::now();
+        self.held
+            .values()
+            .flat_map(|h| h.values())
+            .map(|since| {
+                let mut due = *since + LEARN_SETTLE;
+                if let Some(t) = self.frr_event.filter(|t| *t + LEARN_SETTLE >= *since) {
+                    due = due.max(t + LEARN_GRACE);
+                }
+                due.max(now)
+            })
+            .min()
     }
 
     /// An NB change: like [`DynamicRouting::note_db_change`], unless it carries nothing but
@@ -713,6 +767,9 @@ impl DynamicRouting {
     ) {
         self.learned
             .retain(|r, _| self.plan.routers.contains_key(r));
+        self.held
+            .retain(|r, _| self.plan.routers.get(r).is_some_and(|p| p.learning()));
+        let now = Instant::now();
         let routers: Vec<_> = self.plan.routers.values().cloned().collect();
         let mut dumps: BTreeMap<u32, Vec<KernelRoute>> = BTreeMap::new();
         let mut due_routers = vec![];
@@ -763,11 +820,43 @@ impl DynamicRouting {
             let Some(dump) = dumps.get(&r.table) else {
                 continue;
             };
-            self.learned.insert(r.uuid, desired_learned(r, dump));
+            let fresh = desired_learned(r, dump);
+            if let Some(prev) = self.learned.get(&r.uuid) {
+                let gone: Vec<Learned> = prev.difference(&fresh).cloned().collect();
+                if !gone.is_empty() {
+                    let h = self.held.entry(r.uuid).or_default();
+                    for l in gone {
+                        h.entry(l).or_insert(now);
+                    }
+                }
+            }
+            if let Some(h) = self.held.get_mut(&r.uuid) {
+                h.retain(|l, _| !fresh.contains(l));
+            }
+            self.learned.insert(r.uuid, fresh);
         }
         self.dirty.clear();
+        // Routes gone from a table stay in the NB while held (an FRR restart, see
+        // `LEARN_SETTLE`), then go.
+        let mut held = std::mem::take(&mut self.held);
+        for h in held.values_mut() {
+            h.retain(|_, since| self.holds(*since, now));
+        }
+        held.retain(|_, h| !h.is_empty());
+        self.held = held;
+        let merged;
+        let desired = if self.held.is_empty() {
+            &self.learned
+        } else {
+            let mut m = self.learned.clone();
+            for (r, h) in &self.held {
+                m.entry(*r).or_default().extend(h.keys().cloned());
+            }
+            merged = m;
+            &merged
+        };
         let t_dump = t0.elapsed();
-        let changes = nb.read(|n| learn::nb_changes(n, &self.plan, &me.system_id, &self.learned));
+        let changes = nb.read(|n| learn::nb_changes(n, &self.plan, &me.system_id, desired));
         tracing::debug!(
             tables = due_tables.len(),
             dump_ms = t_dump.as_secs_f64() * 1e3,

@@ -102,6 +102,10 @@ enum Wake {
     Db(&'static str, Event),
     Kernel(u32, ovn_route_kernel::RouteEvent),
     FrrRestart,
+    /// FRR's daemons stopped (their sockets went away).
+    FrrStopped,
+    /// A learned route held after leaving its table is due (dynamic routing).
+    LearnHold,
     FrrCheck,
     /// The FRR task finished an apply.
     FrrDone(FrrResult),
@@ -1102,7 +1106,11 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                 .spawn(move || loop {
                     if let Some(ev) = w.recv_timeout(Duration::from_secs(3600)) {
                         tracing::info!(?ev, "FRR event");
-                        if tx.send(Wake::FrrRestart).is_err() {
+                        let wake = match ev {
+                            ovn_route_frr::FrrEvent::Stopped { .. } => Wake::FrrStopped,
+                            _ => Wake::FrrRestart,
+                        };
+                        if tx.send(wake).is_err() {
                             break;
                         }
                     }
@@ -1177,7 +1185,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                 };
                 if !dyn_watching && new {
                     dyn_watching = true;
-                    match ovn_route_kernel::TablesWatch::new(dyn_tables.clone()) {
+                    match ovn_route_kernel::TablesWatch::ignoring_additions_of(
+                        dyn_tables.clone(),
+                        ovn_route_plan::dynamic::PROTOCOL,
+                    ) {
                         Ok(mut w) => {
                             let tx = watch_tx.clone();
                             tokio::spawn(async move {
@@ -1218,8 +1229,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                 let _ = tx.send(Wake::FrrDone(frr_apply_all(&vtysh, &intent, dynamic)));
             });
         }
+        let hold = st.dynamic.as_ref().and_then(|d| d.next_deadline());
         let first = tokio::select! {
             w = rx.recv() => w,
+            _ = tokio::time::sleep_until(hold.unwrap_or_else(Instant::now).into()), if hold.is_some() => {
+                Some(Wake::LearnHold)
+            }
             _ = tokio::signal::ctrl_c() => None,
             _ = term.recv() => None,
         };
@@ -1293,7 +1308,18 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<bool, AgentError> {
                         replan = true;
                     }
                 }
-                Wake::FrrRestart => frr_due = true,
+                Wake::FrrRestart => {
+                    frr_due = true;
+                    if let Some(d) = st.dynamic.as_mut() {
+                        d.note_frr_event(false);
+                    }
+                }
+                Wake::FrrStopped => {
+                    if let Some(d) = st.dynamic.as_mut() {
+                        d.note_frr_event(true);
+                    }
+                }
+                Wake::LearnHold => replan = true,
                 Wake::FrrCheck => {
                     frr_due = true;
                     let (vtysh, tx) = (st.vtysh.clone(), tx.clone());

@@ -26,6 +26,7 @@
 mod addresses;
 mod bulk;
 mod error;
+mod filter;
 mod links;
 mod neighbours;
 pub mod netns;

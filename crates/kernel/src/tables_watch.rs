@@ -55,13 +55,31 @@ impl TablesWatch {
     /// Subscribes in the current network namespace (spawns the socket task: call inside a tokio
     /// runtime); reports changes in the tables `tables` holds when they arrive.
     pub fn new(tables: WatchedTables) -> Result<Self, Error> {
+        Self::subscribe(tables, None)
+    }
+
+    /// [`TablesWatch::new`] for a writer of routes of protocol `own`: the kernel drops the
+    /// notifications of routes of that protocol added or replaced (the writer's own, by the
+    /// ownership mark) before they are queued; their deletions still arrive. Someone else adding
+    /// a route with that protocol goes unnoticed until the next full pass.
+    pub fn ignoring_additions_of(tables: WatchedTables, own: u8) -> Result<Self, Error> {
+        Self::subscribe(tables, Some(own))
+    }
+
+    fn subscribe(tables: WatchedTables, own: Option<u8>) -> Result<Self, Error> {
         let (conn, handle, rx) = rtnetlink::new_multicast_connection(&[
             MulticastGroup::Ipv4Route,
             MulticastGroup::Ipv6Route,
         ])
         .map_err(Error::Connect)?;
         let mut conn = conn;
-        grow_rx_buffer(conn.socket_mut().as_raw_fd(), RX_BUFFER);
+        let fd = conn.socket_mut().as_raw_fd();
+        grow_rx_buffer(fd, RX_BUFFER);
+        if let Some(p) = own {
+            if let Err(e) = crate::filter::attach(fd, &crate::filter::drop_new_routes_of(p)) {
+                tracing::warn!(error = %e, "route notifications unfiltered");
+            }
+        }
         tokio::spawn(conn);
         Ok(TablesWatch {
             tables,

@@ -70,11 +70,16 @@ impl RouteWatch {
     /// Subscribes to `RTNLGRP_IPV4_ROUTE` and `RTNLGRP_IPV6_ROUTE` in the current network
     /// namespace (spawns the socket task: call inside a tokio runtime).
     pub fn new(table: u32) -> Result<Self, Error> {
-        let (conn, handle, rx) = rtnetlink::new_multicast_connection(&[
+        let (mut conn, handle, rx) = rtnetlink::new_multicast_connection(&[
             MulticastGroup::Ipv4Route,
             MulticastGroup::Ipv6Route,
         ])
         .map_err(Error::Connect)?;
+        // The kernel drops other tables' notifications (see [`crate::filter`]).
+        let fd = std::os::fd::AsRawFd::as_raw_fd(conn.socket_mut());
+        if let Err(e) = crate::filter::attach(fd, &crate::filter::only_table(table)) {
+            tracing::warn!(table, error = %e, "route notifications unfiltered");
+        }
         tokio::spawn(conn);
         Ok(RouteWatch {
             table,

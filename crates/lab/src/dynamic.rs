@@ -21,25 +21,36 @@ use crate::{ChassisSpec, Lab, LabError, Nat, Result};
 pub const DYN_CHASSIS_AS: u32 = 64999;
 /// The upstream router's AS in [`DynamicBgp`].
 pub const DYN_UPSTREAM_AS: u32 = 65000;
-/// The chassis' address on the link to the upstream router (in the router's VRF).
+/// The first chassis' address on the link to the upstream router (in the router's VRF); chassis
+/// `i` has [`dyn_chassis_addr`]`(i)`.
 pub const DYN_CHASSIS_ADDR: &str = "172.16.0.20";
 /// The upstream router's address on that link.
 pub const DYN_UPSTREAM_ADDR: &str = "172.16.0.254";
 /// The chassis end of that link.
 pub const DYN_LINK: &str = "dyn0";
+/// The upstream router's bridge: the L2 segment every chassis' [`DYN_LINK`] is joined to.
+const DYN_UPSTREAM_BRIDGE: &str = "br-up";
 
-/// The BGP side of the dynamic-routing scenario (kernel tier): FRR on one chassis (the agent
-/// configures its VRF instance) and an upstream FRR router joined to it by a veth whose chassis
-/// end ([`DYN_LINK`]) the operator puts into the router's VRF ([`DynamicLab::attach_link`]).
+/// Chassis `i`'s address on the link to the upstream router (`172.16.0.20` + `i`).
+pub fn dyn_chassis_addr(i: usize) -> String {
+    format!("172.16.0.{}", 20 + i)
+}
+
+/// The BGP side of the dynamic-routing scenario (kernel tier): FRR on one or more chassis (the
+/// agent configures its VRF instance) and an upstream FRR router. Each chassis is joined to the
+/// upstream's bridge (one L2 segment, 172.16.0.0/24) by a veth whose chassis end ([`DYN_LINK`],
+/// [`dyn_chassis_addr`]) the operator puts into the router's VRF ([`DynamicLab::attach_link_on`]).
 #[derive(Debug)]
 pub struct DynamicBgp {
-    /// The chassis index.
+    /// The chassis index of the first [`DynamicLab::start_bgp`].
     pub chassis: usize,
-    /// The chassis' FRR (in the chassis namespace; its default instance is the operator's).
+    /// That chassis' FRR (in the chassis namespace; its default instance is the operator's).
     pub frr: FrrRouter,
+    /// FRR of the chassis started after the first, with their index ([`DynamicLab::frr`]).
+    pub more: Vec<(usize, FrrRouter)>,
     /// The upstream router.
     pub upstream: FrrRouter,
-    _veth: Veth,
+    _veths: Vec<Veth>,
 }
 
 /// The router's table on each chassis.
@@ -137,7 +148,7 @@ impl Drop for RouteMonitor {
 pub struct DynamicLab {
     /// Agents by chassis index.
     pub agents: Vec<Option<DynAgent>>,
-    /// FRR on a chassis and an upstream router ([`DynamicLab::start_bgp`]).
+    /// FRR on chassis and an upstream router ([`DynamicLab::start_bgp`]).
     pub bgp: Option<DynamicBgp>,
     /// Lines appended to `[ovn_route]` of every agent configuration.
     pub ovn_route_extra: String,
@@ -220,9 +231,9 @@ impl DynamicLab {
         let _ = writeln!(s, "[ovn_route]");
         let _ = writeln!(s, "vrf_mode = none");
         let _ = writeln!(s, "dynamic_routing = true");
-        let frr = match &self.bgp {
-            Some(b) if b.chassis == i => b.frr.dir().to_path_buf(),
-            _ => dir.join("no-frr"),
+        let frr = match self.frr(i) {
+            Some(f) => f.dir().to_path_buf(),
+            None => dir.join("no-frr"),
         };
         let _ = writeln!(s, "frr_vty_socket = {}", frr.display());
         let _ = writeln!(s, "status_socket = {}", dir.join("status.sock").display());
@@ -238,31 +249,71 @@ impl DynamicLab {
     }
 
     /// Starts FRR in chassis `i`'s namespace (default instance `router bgp 64999`, router id
-    /// [`DYN_CHASSIS_ADDR`], no neighbor: the VRF instance is the agent's) and an upstream
-    /// router (AS 65000, neighbor [`DYN_CHASSIS_ADDR`], announcing what
-    /// [`DynamicLab::announce`] adds), joined by a veth (`dyn0` in the chassis, not yet in any
-    /// VRF).
+    /// [`dyn_chassis_addr`]`(i)`, no neighbor: the VRF instance is the agent's) and joins the
+    /// chassis to the upstream router by a veth (`dyn0` in the chassis, not yet in any VRF). The
+    /// first call also starts the upstream router (AS 65000, address [`DYN_UPSTREAM_ADDR`] on its
+    /// bridge, announcing what [`DynamicLab::announce`] adds); each call adds the chassis as its
+    /// neighbor. Call it once per chassis.
     pub fn start_bgp(&mut self, i: usize) -> Result<()> {
-        let up = BgpConfig::new(DYN_UPSTREAM_AS, DYN_UPSTREAM_ADDR)
-            .neighbor(DYN_CHASSIS_ADDR, DYN_CHASSIS_AS);
-        let upstream = FrrRouter::start("dynup", &up.render())?;
+        if self.frr(i).is_some() {
+            return Err(LabError::Invalid(format!("start_bgp({i}) twice")));
+        }
+        let addr = dyn_chassis_addr(i);
+        let up_dev = format!("to-{}", self.lab.chassis(i).name());
+        let mut new_upstream = None;
+        if self.bgp.is_none() {
+            let up =
+                BgpConfig::new(DYN_UPSTREAM_AS, DYN_UPSTREAM_ADDR).neighbor(&addr, DYN_CHASSIS_AS);
+            let upstream = FrrRouter::start("dynup", &up.render())?;
+            upstream
+                .netns()
+                .add_bridge(DYN_UPSTREAM_BRIDGE, &[&format!("{DYN_UPSTREAM_ADDR}/24")])?;
+            new_upstream = Some(upstream);
+        }
+        let upstream = match &new_upstream {
+            Some(u) => u,
+            None => &self.bgp()?.upstream,
+        };
+        if new_upstream.is_none() {
+            let header = format!("router bgp {DYN_UPSTREAM_AS}");
+            upstream.vtysh(&[
+                "configure terminal",
+                &header,
+                &format!("neighbor {addr} remote-as {DYN_CHASSIS_AS}"),
+                &format!("neighbor {addr} timers 3 9"),
+                &format!("neighbor {addr} timers connect 1"),
+                "end",
+            ])?;
+        }
         let c = self.lab.chassis(i);
         let veth = connect(
             c.netns(),
             DYN_LINK,
-            &format!("{DYN_CHASSIS_ADDR}/24"),
+            &format!("{addr}/24"),
             upstream.netns(),
-            "to-chassis",
-            &format!("{DYN_UPSTREAM_ADDR}/24"),
+            &up_dev,
+            "",
         )?;
-        let conf = BgpConfig::new(DYN_CHASSIS_AS, DYN_CHASSIS_ADDR);
+        (upstream.netns()).ip(&["link", "set", &up_dev, "master", DYN_UPSTREAM_BRIDGE])?;
+        upstream.netns().ip(&["link", "set", &up_dev, "up"])?;
+        let conf = BgpConfig::new(DYN_CHASSIS_AS, &addr);
         let frr = FrrRouter::start_in(Netns::shared(c.netns()), c.name(), &conf.render())?;
-        self.bgp = Some(DynamicBgp {
-            chassis: i,
-            frr,
-            upstream,
-            _veth: veth,
-        });
+        match (self.bgp.as_mut(), new_upstream) {
+            (_, Some(upstream)) => {
+                self.bgp = Some(DynamicBgp {
+                    chassis: i,
+                    frr,
+                    more: vec![],
+                    upstream,
+                    _veths: vec![veth],
+                })
+            }
+            (Some(b), None) => {
+                b.more.push((i, frr));
+                b._veths.push(veth);
+            }
+            (None, None) => unreachable!("the upstream exists"),
+        }
         Ok(())
     }
 
@@ -272,12 +323,43 @@ impl DynamicLab {
             .ok_or_else(|| LabError::Invalid("start_bgp first".into()))
     }
 
-    /// Waits for the VRF `vrf` in the BGP chassis (made by the agent) and puts [`DYN_LINK`] into
-    /// it, as the operator does (its address stays; its routes move to the VRF's table).
+    /// Chassis `i`'s FRR, if [`DynamicLab::start_bgp`] started it.
+    pub fn frr(&self, i: usize) -> Option<&FrrRouter> {
+        let b = self.bgp.as_ref()?;
+        if b.chassis == i {
+            return Some(&b.frr);
+        }
+        b.more.iter().find(|(c, _)| *c == i).map(|(_, f)| f)
+    }
+
+    /// Chassis `i`'s FRR, mutable (to restart or kill it).
+    pub fn frr_mut(&mut self, i: usize) -> Option<&mut FrrRouter> {
+        let b = self.bgp.as_mut()?;
+        if b.chassis == i {
+            return Some(&mut b.frr);
+        }
+        b.more.iter_mut().find(|(c, _)| *c == i).map(|(_, f)| f)
+    }
+
+    /// The upstream router ([`DynamicLab::start_bgp`] first).
+    pub fn upstream(&self) -> Result<&FrrRouter> {
+        Ok(&self.bgp()?.upstream)
+    }
+
+    /// Waits for the VRF `vrf` in the first BGP chassis (made by the agent) and puts [`DYN_LINK`]
+    /// into it ([`DynamicLab::attach_link_on`]).
     pub fn attach_link(&self, vrf: &str, timeout: Duration) -> Result<()> {
-        let b = self.bgp()?;
-        let ns = self.lab.chassis(b.chassis).netns();
-        wait_until(&format!("VRF {vrf}"), timeout, |last| {
+        self.attach_link_on(self.bgp()?.chassis, vrf, timeout)
+    }
+
+    /// Waits for the VRF `vrf` in chassis `i` (made by the agent) and puts [`DYN_LINK`] into it,
+    /// as the operator does (its address stays; its routes move to the VRF's table).
+    pub fn attach_link_on(&self, i: usize, vrf: &str, timeout: Duration) -> Result<()> {
+        if self.frr(i).is_none() {
+            return Err(LabError::Invalid(format!("start_bgp({i}) first")));
+        }
+        let ns = self.lab.chassis(i).netns();
+        wait_until(&format!("VRF {vrf} on chassis {i}"), timeout, |last| {
             let out = ns.ip(&["-d", "link", "show", vrf]).unwrap_or_default();
             *last = out.clone();
             Ok(out.contains(" vrf table ").then_some(()))
@@ -285,6 +367,13 @@ impl DynamicLab {
         ns.ip(&["link", "set", DYN_LINK, "master", vrf])?;
         ns.ip(&["link", "set", DYN_LINK, "up"])?;
         Ok(())
+    }
+
+    /// The upstream router's view of its session with chassis `i` (the peer's entry of `show ip
+    /// bgp summary json`: `state`, `connectionsEstablished`, ...; `Null` without one).
+    pub fn upstream_peer(&self, i: usize) -> Result<serde_json::Value> {
+        let v = self.bgp()?.upstream.bgp_summary()?;
+        Ok(v["ipv4Unicast"]["peers"][dyn_chassis_addr(i).as_str()].clone())
     }
 
     /// The upstream router announces (`network PREFIX`) or, with `on` false, withdraws `prefix`.
@@ -319,6 +408,25 @@ impl DynamicLab {
                     p["metric"].as_u64().unwrap_or(0),
                 )
             }))
+    }
+
+    /// Every BGP path of the upstream router for `prefix` (`show ip bgp PREFIX json`): (next
+    /// hop, MED) of each, sorted; empty without one.
+    pub fn upstream_paths(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let b = self.bgp()?;
+        let out = b.upstream.vtysh(&[&format!("show ip bgp {prefix} json")])?;
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let mut paths: Vec<(String, u64)> = (v["paths"].as_array().cloned().unwrap_or_default())
+            .iter()
+            .map(|p| {
+                (
+                    p["nexthops"][0]["ip"].as_str().unwrap_or("?").to_string(),
+                    p["metric"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        paths.sort();
+        Ok(paths)
     }
 
     /// `ovn-trace` of an ICMP echo from `vm1` (10.0.0.11 on `private`) to `dst` (after
@@ -505,16 +613,27 @@ impl DynamicLab {
         }
         let _ = writeln!(s, "--- NB static routes:\n{:?}", self.nb_static_routes());
         if let Some(b) = &self.bgp {
-            let ns = self.lab.chassis(b.chassis).netns();
+            let mut frrs = vec![(b.chassis, &b.frr)];
+            frrs.extend(b.more.iter().map(|(i, f)| (*i, f)));
+            for (i, f) in frrs {
+                let ns = self.lab.chassis(i).netns();
+                let _ = writeln!(
+                    s,
+                    "--- hv{} links:\n{}--- hv{} FRR:\n{}\n{}",
+                    i + 1,
+                    ns.ip(&["-d", "-br", "link", "show"]).unwrap_or_default(),
+                    i + 1,
+                    f.vtysh(&["show running-config"]).unwrap_or_default(),
+                    f.vtysh(&["show bgp vrf all summary"]).unwrap_or_default(),
+                );
+            }
             let _ = writeln!(
                 s,
-                "--- links:\n{}--- chassis FRR:\n{}\n{}\n--- upstream:\n{}",
-                ns.ip(&["-d", "-br", "link", "show"]).unwrap_or_default(),
-                b.frr.vtysh(&["show running-config"]).unwrap_or_default(),
-                b.frr
-                    .vtysh(&["show bgp vrf all summary"])
-                    .unwrap_or_default(),
-                b.upstream.vtysh(&["show ip bgp"]).unwrap_or_default()
+                "--- upstream:\n{}\n{}",
+                b.upstream.vtysh(&["show ip bgp"]).unwrap_or_default(),
+                b.upstream
+                    .vtysh(&["show ip bgp summary"])
+                    .unwrap_or_default()
             );
         }
         s
