@@ -170,6 +170,14 @@ fn describe(l: &Link) -> String {
 impl Reconciler {
     /// The link named `name`, or `None` when there is none.
     pub async fn link(&self, name: &str) -> Result<Option<Link>, Error> {
+        Ok(self
+            .link_message(name)
+            .await?
+            .and_then(|l| Link::from_message(&l)))
+    }
+
+    /// The kernel's message for the link named `name`, or `None` when there is none.
+    pub(crate) async fn link_message(&self, name: &str) -> Result<Option<LinkMessage>, Error> {
         check_link_name(name)?;
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
@@ -186,7 +194,7 @@ impl Reconciler {
         while let Some(m) = resp.next().await {
             match m.payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
-                    found = Link::from_message(&l);
+                    found = Some(l);
                 }
                 NetlinkPayload::Error(e) => {
                     let e = rtnetlink::Error::NetlinkError(e);

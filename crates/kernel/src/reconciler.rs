@@ -367,18 +367,10 @@ impl Reconciler {
         stream::iter(ops)
             .map(|(i, table, op, msg, flags, r)| async move {
                 let res = async {
-                    let msg = msg?;
-                    let nl = if op == "delete" {
-                        RouteNetlinkMessage::DelRoute(msg)
-                    } else {
-                        RouteNetlinkMessage::NewRoute(msg)
-                    };
-                    self.ack(nl, flags).await.map_err(|source| Error::Route {
-                        op,
-                        route: r.to_string(),
-                        table,
-                        source,
-                    })
+                    let nl = route_request(op, msg?);
+                    self.ack(nl, flags)
+                        .await
+                        .map_err(|source| route_error(op, r, table, source))
                 }
                 .await;
                 (i, res)
@@ -408,12 +400,7 @@ impl Reconciler {
         for (i, table, op, msg, flags, r) in ops {
             match msg {
                 Ok(msg) => {
-                    let nl = if op == "delete" {
-                        RouteNetlinkMessage::DelRoute(msg)
-                    } else {
-                        RouteNetlinkMessage::NewRoute(msg)
-                    };
-                    requests.push((nl, flags));
+                    requests.push((route_request(op, msg), flags));
                     sent.push((i, table, op, r));
                 }
                 Err(e) => out.push((i, Err(e))),
@@ -432,12 +419,7 @@ impl Reconciler {
             let res = outcomes
                 .next()
                 .unwrap_or(Err(rtnetlink::Error::RequestFailed))
-                .map_err(|source| Error::Route {
-                    op,
-                    route: r.to_string(),
-                    table,
-                    source,
-                });
+                .map_err(|source| route_error(op, r, table, source));
             out.push((i, res));
         }
         out
@@ -813,6 +795,25 @@ fn parse_rule(r: &RuleMessage) -> Option<Rule> {
         priority,
         selector,
     })
+}
+
+/// The request for a route operation (`delete`, else an addition or replacement).
+fn route_request(op: &str, msg: RouteMessage) -> RouteNetlinkMessage {
+    if op == "delete" {
+        RouteNetlinkMessage::DelRoute(msg)
+    } else {
+        RouteNetlinkMessage::NewRoute(msg)
+    }
+}
+
+/// The kernel's refusal of a route operation, naming the route.
+fn route_error(op: &'static str, r: &Route, table: u32, source: rtnetlink::Error) -> Error {
+    Error::Route {
+        op,
+        route: r.to_string(),
+        table,
+        source,
+    }
 }
 
 #[cfg(test)]

@@ -16,10 +16,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use futures::StreamExt;
-use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoVxlan, LinkAttribute, LinkInfo,
     LinkMessage,
@@ -32,7 +29,6 @@ use crate::reconciler::Reconciler;
 use crate::Error;
 
 const EEXIST: i32 = libc::EEXIST;
-const ENODEV: i32 = libc::ENODEV;
 const EOPNOTSUPP: i32 = libc::EOPNOTSUPP;
 
 /// The largest VXLAN network identifier (24 bits).
@@ -142,35 +138,10 @@ pub struct L3VniOutcome {
 impl Reconciler {
     /// The link named `name` with its VXLAN parameters (all `None` for another type), or `None`.
     pub async fn vxlan_link(&self, name: &str) -> Result<Option<VxlanLink>, Error> {
-        check_link_name(name)?;
-        let mut m = LinkMessage::default();
-        m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetLink(m));
-        req.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-        let err = |source| Error::Link {
-            op: "get",
-            name: name.to_string(),
-            source,
-        };
-        let mut handle = self.handle().clone();
-        let mut resp = handle.request(req).map_err(err)?;
-        let mut found = None;
-        while let Some(m) = resp.next().await {
-            match m.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
-                    found = VxlanLink::from_message(&l);
-                }
-                NetlinkPayload::Error(e) => {
-                    let e = rtnetlink::Error::NetlinkError(e);
-                    if errno(&e) == Some(ENODEV) {
-                        return Ok(None);
-                    }
-                    return Err(err(e));
-                }
-                _ => {}
-            }
-        }
-        Ok(found)
+        Ok(self
+            .link_message(name)
+            .await?
+            .and_then(|l| VxlanLink::from_message(&l)))
     }
 
     /// Makes sure the bridge and the VXLAN device of `want` exist, marked with `mark` when

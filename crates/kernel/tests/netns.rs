@@ -560,14 +560,17 @@ fn batched_apply_reports_each_refusal_alone() {
         1500,
         Route::dev_link("172.24.9.0/24".parse().unwrap(), "br-nope"),
     );
-    let want = desired(&routes);
-    let err = ns.block_on(|| async move {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&want)
-            .await
-            .unwrap_err()
-    });
+    let apply = || {
+        let want = desired(&routes);
+        ns.block_on(|| async move {
+            Reconciler::new()
+                .unwrap()
+                .reconcile(&want)
+                .await
+                .unwrap_err()
+        })
+    };
+    let err = apply();
     let Error::Apply { stats, errors } = &err else {
         panic!("{err}");
     };
@@ -582,14 +585,7 @@ fn batched_apply_reports_each_refusal_alone() {
         .unwrap();
     assert_eq!(shown.lines().count(), 3000);
     // A second pass adopts them all and retries only the refused one.
-    let want = desired(&routes);
-    let err = ns.block_on(|| async move {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&want)
-            .await
-            .unwrap_err()
-    });
+    let err = apply();
     let Error::Apply { stats, .. } = &err else {
         panic!("{err}");
     };
