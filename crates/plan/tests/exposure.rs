@@ -146,10 +146,21 @@ fn topology(with_status: bool) -> (Replica, Replica) {
     );
     let lb = fx.nb("Load_Balancer", json!({"name": "lb0",
         "vips": kv(&[("172.16.0.200:80", "10.0.0.11:8080,10.0.0.12:8080"), ("[2001:db8::200]:80", "[fd00::11]:80")])}));
+    // A VIP that reaches lr0 through a load-balancer group only.
+    let lb1 = fx.nb(
+        "Load_Balancer",
+        json!({"name": "lb1",
+        "vips": kv(&[("172.16.0.201:443", "10.0.0.11:8443")])}),
+    );
+    let lbg = fx.nb(
+        "Load_Balancer_Group",
+        json!({"name": "g0", "load_balancer": refs(&[lb1])}),
+    );
     fx.nb(
         "Logical_Router",
         json!({"name": "lr0", "ports": refs(&[lrp_pub, lrp_priv]),
-        "nat": refs(&[snat, fip_d, fip_c, fip_bad]), "load_balancer": refs(&[lb])}),
+        "nat": refs(&[snat, fip_d, fip_c, fip_bad]), "load_balancer": refs(&[lb]),
+        "load_balancer_group": refs(&[lbg])}),
     );
     // Southbound: where the ports are bound.
     let hv1 = fx.sb("Chassis", json!({"name": "hv1", "hostname": "host1"}));
@@ -199,6 +210,7 @@ const HV1_DEFAULT: &[(&str, Kind)] = &[
     ("172.16.0.101/32", Kind::FloatingIp),
     ("172.16.0.102/32", Kind::FloatingIp),
     ("172.16.0.200/32", Kind::LoadBalancerVip),
+    ("172.16.0.201/32", Kind::LoadBalancerVip),
     ("2001:db8::200/128", Kind::LoadBalancerVip),
 ];
 
@@ -384,4 +396,31 @@ fn tagged_localnet_puts_its_vlan_on_every_exposure_of_the_network() {
     assert_eq!(vlan("172.16.0.10/32"), None);
     // Tag 0 is OVN's "untagged".
     assert_eq!(vlan("172.16.9.10/32"), None);
+}
+
+/// A load balancer added to a router's load-balancer group reaches the plan through the
+/// incremental planner (the group row is a dependency of the router's unit).
+#[test]
+fn load_balancer_group_change_is_planned_incrementally() {
+    use ovn_route_plan::exposure::ExposurePlanner;
+    let (mut nb, sb) = topology(false);
+    let mut pl = ExposurePlanner::new(me("hv1"), ExposureConfig::default());
+    pl.update(&nb, Some(&sb), [], []);
+    assert_eq!(summary(pl.plan()), expect(HV1_DEFAULT));
+    let group = nb
+        .table("Load_Balancer_Group")
+        .and_then(|t| t.iter().next().map(|r| r.uuid.to_string()))
+        .unwrap();
+    let lb2 = "00000000-0000-0000-0000-00000000a202";
+    let cs = nb
+        .apply_json_updates2(&json!({
+            "Load_Balancer": {lb2: {"insert": {"name": "lb2",
+                "vips": ["map", [["172.16.0.202:80", "10.0.0.12:80"]]]}}},
+            "Load_Balancer_Group": {group.as_str(): {"modify": {"load_balancer": ["set", [["uuid", lb2]]]}}},
+        }))
+        .unwrap();
+    pl.update(&nb, Some(&sb), [&cs], []);
+    let mut want = expect(HV1_DEFAULT);
+    want.insert("172.16.0.202/32".into(), Kind::LoadBalancerVip);
+    assert_eq!(summary(pl.plan()), want);
 }

@@ -185,6 +185,7 @@ pub fn nb_tables() -> Vec<TableSelect> {
                 "ports",
                 "nat",
                 "load_balancer",
+                "load_balancer_group",
                 "options",
                 "enabled",
             ],
@@ -214,6 +215,7 @@ pub fn nb_tables() -> Vec<TableSelect> {
             ],
         ),
         ("Load_Balancer", &["name", "vips", "external_ids"]),
+        ("Load_Balancer_Group", &["load_balancer"]),
     ])
 }
 

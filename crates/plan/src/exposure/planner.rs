@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ipnet::IpNet;
 use ovn_model::nb::{
-    LoadBalancer, LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort, Nat,
+    LoadBalancer, LoadBalancerGroup, LogicalRouter, LogicalRouterPort, LogicalSwitch,
+    LogicalSwitchPort, Nat,
 };
 use ovn_model::sb::{Chassis, PortBinding};
 use ovsdb::{ChangeSet, Replica, Uuid};
@@ -207,7 +208,12 @@ impl ExposurePlanner {
         if t.full {
             return self.rebuild(nb, sb);
         }
-        for table in [LogicalRouter::TABLE, Nat::TABLE, LoadBalancer::TABLE] {
+        for table in [
+            LogicalRouter::TABLE,
+            Nat::TABLE,
+            LoadBalancer::TABLE,
+            LoadBalancerGroup::TABLE,
+        ] {
             t.deps.extend(of(table).iter().map(|u| Dep::Row(*u)));
         }
 

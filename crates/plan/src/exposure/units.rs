@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use ovn_model::nb::{
-    LoadBalancer, LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort, Nat,
+    LoadBalancer, LoadBalancerGroup, LogicalRouter, LogicalRouterPort, LogicalSwitch,
+    LogicalSwitchPort, Nat,
 };
 use ovsdb::{Replica, Uuid};
 
@@ -331,8 +332,16 @@ pub(super) fn router(nb: &Replica, idx: &Index, cfg: &ExposureConfig, uuid: &Uui
             Err(_) => b.reject(net, &gw_source, "not an IP/prefix network"),
         }
     }
-    // Load-balancer VIPs (and their floating IPs, when Neutron recorded them).
-    for uuid in lr.load_balancer() {
+    // Load-balancer VIPs (and their floating IPs, when Neutron recorded them): the router's
+    // own load balancers and those of its load-balancer groups.
+    let mut lbs: Vec<Uuid> = lr.load_balancer().collect();
+    for g in lr.load_balancer_group() {
+        b.dep(Dep::Row(g));
+        if let Some(group) = LoadBalancerGroup::get(nb, &g) {
+            lbs.extend(group.load_balancer());
+        }
+    }
+    for uuid in lbs {
         b.dep(Dep::Row(uuid));
         let Some(lb) = LoadBalancer::get(nb, &uuid) else {
             continue;

@@ -37,7 +37,8 @@ pub fn nb_schema(with_status: bool) -> DatabaseSchema {
             "options": {"type": map()}, "external_ids": {"type": map()}, "up": {"type": opt("boolean")},
             "enabled": {"type": opt("boolean")}, "tag": {"type": opt("integer")}}},
         "Logical_Router": {"columns": {"name": {"type": STR}, "ports": {"type": uuids()},
-            "nat": {"type": uuids()}, "load_balancer": {"type": uuids()}, "options": {"type": map()},
+            "nat": {"type": uuids()}, "load_balancer": {"type": uuids()},
+            "load_balancer_group": {"type": uuids()}, "options": {"type": map()},
             "external_ids": {"type": map()}, "enabled": {"type": opt("boolean")}}},
         "Logical_Router_Port": {"columns": lrp},
         "NAT": {"columns": {"type": {"type": STR}, "external_ip": {"type": STR},
@@ -45,6 +46,7 @@ pub fn nb_schema(with_status: bool) -> DatabaseSchema {
             "logical_port": {"type": opt("string")}, "options": {"type": map()}, "external_ids": {"type": map()}}},
         "Load_Balancer": {"columns": {"name": {"type": STR}, "vips": {"type": map()},
             "protocol": {"type": opt("string")}, "options": {"type": map()}, "external_ids": {"type": map()}}},
+        "Load_Balancer_Group": {"columns": {"name": {"type": STR}, "load_balancer": {"type": uuids()}}},
         "Gateway_Chassis": {"columns": {"name": {"type": STR}, "chassis_name": {"type": STR},
             "priority": {"type": opt("integer")}}}
     }}))
