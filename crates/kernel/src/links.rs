@@ -248,7 +248,7 @@ impl Reconciler {
 
     /// Creates a link (`NLM_F_CREATE|NLM_F_EXCL`). `Ok(false)` when one of that name appeared
     /// meanwhile (the caller checks it); [`Error::Unsupported`] when the kernel lacks `kind`.
-    async fn create_link(
+    pub(crate) async fn create_link(
         &self,
         kind: &'static str,
         name: &str,

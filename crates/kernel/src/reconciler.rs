@@ -350,16 +350,7 @@ impl Reconciler {
 
     async fn run_tagged<'a>(
         &self,
-        ops: impl Iterator<
-            Item = (
-                usize,
-                u32,
-                &'static str,
-                Result<RouteMessage, Error>,
-                u16,
-                &'a Route,
-            ),
-        >,
+        ops: impl Iterator<Item = RouteOp<'a>>,
     ) -> Vec<(usize, Result<(), Error>)> {
         if let Some(bulk) = &self.bulk {
             return Self::run_bulk(bulk, ops).await;
@@ -383,16 +374,7 @@ impl Reconciler {
     /// [`Reconciler::run_tagged`] through the batched socket, on a blocking thread.
     async fn run_bulk<'a>(
         bulk: &BulkSocket,
-        ops: impl Iterator<
-            Item = (
-                usize,
-                u32,
-                &'static str,
-                Result<RouteMessage, Error>,
-                u16,
-                &'a Route,
-            ),
-        >,
+        ops: impl Iterator<Item = RouteOp<'a>>,
     ) -> Vec<(usize, Result<(), Error>)> {
         let mut out = Vec::new();
         let mut sent = Vec::new();
@@ -796,6 +778,17 @@ fn parse_rule(r: &RuleMessage) -> Option<Rule> {
         selector,
     })
 }
+
+/// One route operation of [`Reconciler::apply_many`]: the diff's index, the table, the
+/// operation's name, its message (or why there is none), its flags and the route.
+type RouteOp<'a> = (
+    usize,
+    u32,
+    &'static str,
+    Result<RouteMessage, Error>,
+    u16,
+    &'a Route,
+);
 
 /// The request for a route operation (`delete`, else an addition or replacement).
 fn route_request(op: &str, msg: RouteMessage) -> RouteNetlinkMessage {

@@ -16,7 +16,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoVxlan, LinkAttribute, LinkInfo,
     LinkMessage,
@@ -24,12 +23,9 @@ use netlink_packet_route::link::{
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVxlan};
 
-use crate::links::{check_link_name, errno, Link};
+use crate::links::{check_link_name, Link};
 use crate::reconciler::Reconciler;
 use crate::Error;
-
-const EEXIST: i32 = libc::EEXIST;
-const EOPNOTSUPP: i32 = libc::EOPNOTSUPP;
 
 /// The largest VXLAN network identifier (24 bits).
 pub const MAX_VNI: u32 = 16_777_215;
@@ -173,7 +169,7 @@ impl Reconciler {
             Some(l) => l,
             None => {
                 let msg = LinkMessageBuilder::<LinkBridge>::new(&want.bridge).build();
-                if self.create("bridge", &want.bridge, msg).await? {
+                if self.create_link("bridge", &want.bridge, msg).await? {
                     out.changes.push(format!("created bridge {}", want.bridge));
                     let l = self.require_link(&want.bridge).await?;
                     self.set_alias(&l, mark).await?;
@@ -237,7 +233,7 @@ impl Reconciler {
                 if let Some(d) = &want.dev {
                     b = b.dev(self.require_link(d).await?.index);
                 }
-                if self.create("vxlan", &want.vxlan, b.build()).await? {
+                if self.create_link("vxlan", &want.vxlan, b.build()).await? {
                     out.changes.push(format!(
                         "created vxlan {} (id {} local {} dstport {})",
                         want.vxlan, want.vni, want.local, want.port
@@ -283,35 +279,6 @@ impl Reconciler {
             out.changes.push(format!("vxlan {}: up", want.vxlan));
         }
         Ok(out)
-    }
-
-    /// Creates a link (`NLM_F_CREATE|NLM_F_EXCL`); `Ok(false)` when one of that name appeared
-    /// meanwhile; [`Error::Unsupported`] when the kernel lacks `kind`.
-    async fn create(
-        &self,
-        kind: &'static str,
-        name: &str,
-        msg: LinkMessage,
-    ) -> Result<bool, Error> {
-        match self
-            .ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(name, kind, "created link");
-                Ok(true)
-            }
-            Err(e) if errno(&e) == Some(EEXIST) => Ok(false),
-            Err(e) if errno(&e) == Some(EOPNOTSUPP) => Err(Error::Unsupported {
-                kind,
-                name: name.to_string(),
-            }),
-            Err(source) => Err(Error::Link {
-                op: "create",
-                name: name.to_string(),
-                source,
-            }),
-        }
     }
 
     async fn set(&self, link: &Link, m: LinkMessage, op: &'static str) -> Result<(), Error> {
