@@ -57,64 +57,77 @@ impl BulkSocket {
     pub fn run(&self, requests: Vec<(RouteNetlinkMessage, u16)>) -> Vec<Outcome> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(requests.len());
-        let mut buf = Vec::with_capacity(BATCH_BYTES + 4096);
-        let mut rx = Vec::with_capacity(64 << 10);
-        let mut pending: HashMap<u32, usize> = HashMap::with_capacity(BATCH);
-        let mut it = requests.into_iter().peekable();
-        while it.peek().is_some() {
-            buf.clear();
-            pending.clear();
-            while let Some((msg, flags)) = it.peek() {
-                let mut m = NetlinkMessage::new(
-                    NetlinkHeader::default(),
-                    NetlinkPayload::InnerMessage(msg.clone()),
-                );
-                m.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-                m.header.sequence_number = inner.seq;
-                m.finalize();
-                let len = m.buffer_len();
-                if !pending.is_empty() && (pending.len() >= BATCH || buf.len() + len > BATCH_BYTES)
-                {
+        let mut batch = Batch {
+            buf: Vec::with_capacity(BATCH_BYTES + 4096),
+            pending: HashMap::with_capacity(BATCH),
+            rx: Vec::with_capacity(64 << 10),
+        };
+        for (msg, flags) in requests {
+            let mut m =
+                NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(msg));
+            m.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+            m.header.sequence_number = inner.seq;
+            m.finalize();
+            let len = m.buffer_len();
+            if !batch.pending.is_empty()
+                && (batch.pending.len() >= BATCH || batch.buf.len() + len > BATCH_BYTES)
+            {
+                inner.flush(&mut batch, &mut out);
+            }
+            let at = batch.buf.len();
+            batch.buf.resize(at + len, 0);
+            m.serialize(&mut batch.buf[at..]);
+            batch.pending.insert(inner.seq, out.len());
+            out.push(Err(rtnetlink::Error::RequestFailed));
+            inner.seq = inner.seq.wrapping_add(1).max(1);
+        }
+        inner.flush(&mut batch, &mut out);
+        out
+    }
+}
+
+/// The requests of one `send`, and the buffer their answers are read into.
+struct Batch {
+    buf: Vec<u8>,
+    /// Sequence number -> index of the outcome.
+    pending: HashMap<u32, usize>,
+    rx: Vec<u8>,
+}
+
+impl Inner {
+    /// Sends the batch and records the answers in `out`; the batch is empty afterwards.
+    fn flush(&self, batch: &mut Batch, out: &mut [Outcome]) {
+        if batch.pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.socket.send(&batch.buf, 0) {
+            tracing::warn!(error = %e, "netlink send failed");
+            batch.pending.clear();
+        }
+        while !batch.pending.is_empty() {
+            batch.rx.clear();
+            if let Err(e) = self.socket.recv(&mut batch.rx, 0) {
+                tracing::warn!(error = %e, "netlink receive failed");
+                break;
+            }
+            let rx = &batch.rx;
+            let mut at = 0;
+            while at < rx.len() {
+                let Ok(b) = NetlinkBuffer::new_checked(&rx[at..]) else {
+                    break;
+                };
+                let len = b.length() as usize;
+                if len == 0 {
                     break;
                 }
-                let at = buf.len();
-                buf.resize(at + len, 0);
-                m.serialize(&mut buf[at..]);
-                pending.insert(inner.seq, out.len());
-                out.push(Err(rtnetlink::Error::RequestFailed));
-                inner.seq = inner.seq.wrapping_add(1).max(1);
-                it.next();
-            }
-            if let Err(e) = inner.socket.send(&buf, 0) {
-                tracing::warn!(error = %e, "netlink send failed");
-                continue;
-            }
-            while !pending.is_empty() {
-                rx.clear();
-                match inner.socket.recv(&mut rx, 0) {
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "netlink receive failed");
-                        break;
-                    }
+                if let Some(i) = batch.pending.remove(&b.sequence_number()) {
+                    out[i] = ack_code(&rx[at..at + len]);
                 }
-                let mut at = 0;
-                while at < rx.len() {
-                    let Ok(b) = NetlinkBuffer::new_checked(&rx[at..]) else {
-                        break;
-                    };
-                    let len = b.length() as usize;
-                    if len == 0 {
-                        break;
-                    }
-                    if let Some(i) = pending.remove(&b.sequence_number()) {
-                        out[i] = ack_code(&rx[at..at + len]);
-                    }
-                    at += (len + 3) & !3;
-                }
+                at += (len + 3) & !3;
             }
         }
-        out
+        batch.buf.clear();
+        batch.pending.clear();
     }
 }
 

@@ -8,12 +8,12 @@ use std::sync::{Arc, RwLock};
 
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REPLACE};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{sys::SocketAddr, MulticastGroup};
 
 use crate::reconciler::{parse_route, route_table};
-use crate::{Error, RouteChange, RouteEvent};
+use crate::{Error, RouteEvent};
 
 /// The tables a [`TablesWatch`] reports; change it at any time.
 pub type WatchedTables = Arc<RwLock<BTreeSet<u32>>>;
@@ -106,18 +106,8 @@ impl TablesWatch {
             if let NetlinkPayload::Overrun(_) = msg.payload {
                 return Some(TablesChange::Overrun);
             }
-            let replace = msg.header.flags & NLM_F_REPLACE != 0;
-            let (change, r) = match msg.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) if replace => {
-                    (RouteChange::Replaced, r)
-                }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
-                    (RouteChange::Added, r)
-                }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => {
-                    (RouteChange::Deleted, r)
-                }
-                _ => continue,
+            let Some((change, r)) = crate::watch::route_change(msg) else {
+                continue;
             };
             let table = route_table(&r);
             let wanted = self.tables.read().is_ok_and(|t| t.contains(&table));

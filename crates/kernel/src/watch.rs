@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REPLACE};
+use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{sys::SocketAddr, MulticastGroup};
 
@@ -55,6 +56,25 @@ pub struct RouteEvent {
     pub route: Option<Route>,
     /// The route's protocol number (ours or someone else's).
     pub protocol: u8,
+}
+
+/// What a route notification says: the change and the route; `None` for other messages.
+pub(crate) fn route_change(
+    msg: NetlinkMessage<RouteNetlinkMessage>,
+) -> Option<(RouteChange, RouteMessage)> {
+    let replace = msg.header.flags & NLM_F_REPLACE != 0;
+    match msg.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) if replace => {
+            Some((RouteChange::Replaced, r))
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
+            Some((RouteChange::Added, r))
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => {
+            Some((RouteChange::Deleted, r))
+        }
+        _ => None,
+    }
 }
 
 /// A subscription to IPv4 and IPv6 route notifications, filtered to one table.
@@ -90,19 +110,7 @@ impl RouteWatch {
     }
 
     fn convert(&self, msg: NetlinkMessage<RouteNetlinkMessage>) -> Option<RouteEvent> {
-        let replace = msg.header.flags & NLM_F_REPLACE != 0;
-        let (change, r) = match msg.payload {
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) if replace => {
-                (RouteChange::Replaced, r)
-            }
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
-                (RouteChange::Added, r)
-            }
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => {
-                (RouteChange::Deleted, r)
-            }
-            _ => return None,
-        };
+        let (change, r) = route_change(msg)?;
         if route_table(&r) != self.table {
             return None;
         }
