@@ -328,6 +328,44 @@ mod tests {
         );
     }
 
+    /// With no daemon socket, the wait spawns no `vtysh` until its deadline (once, for the
+    /// error it reports).
+    #[test]
+    fn no_vtysh_while_no_daemon_socket_exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ovnr-vtysh-wait-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let calls = dir.join("calls");
+        let script = dir.join("vtysh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho x >> {}\nexit 1\n", calls.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut v = Vtysh::new(&dir);
+        v.binary = script;
+        assert!(!v.sockets_present());
+        let intent = FrrIntent {
+            asn: 64999,
+            router_id: Some(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+            vrf: None,
+            table_id: 10,
+            families: crate::intent::AddressFamilies::IPV4,
+            mode: crate::intent::ExposeMode::RoutesKernel,
+        };
+        let e = v
+            .apply_when_ready(&intent, Duration::from_millis(700))
+            .unwrap_err();
+        let n = std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(matches!(e, FrrError::Command { .. }), "{e}");
+        assert_eq!(n, 1, "vtysh runs once, at the deadline");
+    }
+
     #[test]
     fn missing_binary_is_a_spawn_error() {
         let mut v = Vtysh::new("/nonexistent");
