@@ -261,17 +261,28 @@ async fn oversized_message_is_refused_even_when_it_arrives_whole() {
             big.len()
         ),
     }
-    // A message within the limit on a fresh connection is fine.
+    // A message within the limit on a fresh connection is fine. The reply is written once the
+    // request arrived: one written before could reach the client ahead of its call, as an
+    // answer to nothing, and the call would then wait forever.
     let (client, mut server) = tokio::io::duplex(1 << 20);
     let (conn, _notes) = Connection::from_stream("fake:pipe".into(), Box::new(client), &opts);
+    let call = tokio::spawn(async move { conn.list_dbs().await });
+    let mut req = [0u8; 4096];
+    let n = tokio::time::timeout(WAIT, server.read(&mut req))
+        .await
+        .expect("the request")
+        .unwrap();
+    assert!(n > 0);
     server
         .write_all(br#"{"id":1,"result":["OVN_Northbound"],"error":null}"#)
         .await
         .unwrap();
-    assert_eq!(
-        conn.list_dbs().await.unwrap(),
-        vec!["OVN_Northbound".to_string()]
-    );
+    let dbs = tokio::time::timeout(WAIT, call)
+        .await
+        .expect("answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(dbs, vec!["OVN_Northbound".to_string()]);
     assert_no_panic();
 }
 
